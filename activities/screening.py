@@ -1,0 +1,46 @@
+"""Screening: the ONNX model scores each event (CPU-bound, so a sync activity run in a thread pool)."""
+
+from __future__ import annotations
+
+import time
+
+from temporalio import activity
+
+from activities import names
+from core.metrics import SCREENING_CONFIDENCE, SCREENING_DURATION_MS
+from core.screening import ScreeningModel
+from domain.models import HarmCategory, ScreenInput, ScreenResult
+
+
+def top_category(categories: dict[str, float], thresholds: dict[str, float]) -> HarmCategory:
+    """The category whose score exceeds its own threshold by the widest margin, or ``none``."""
+    best, margin = HarmCategory.NONE, 0.0
+    for name, score in categories.items():
+        over = score - thresholds.get(name, 0.5)
+        if over >= margin:
+            best, margin = HarmCategory(name), over
+    if best is HarmCategory.NONE and categories:
+        # Nothing crossed its own threshold: report the highest-scoring category for context.
+        best = HarmCategory(max(categories, key=lambda k: categories[k]))
+    return best
+
+
+class ScreeningActivities:
+    def __init__(self, model: ScreeningModel) -> None:
+        self.model = model
+
+    @activity.defn(name=names.SCREEN_EVENT)
+    def screen_event(self, inp: ScreenInput) -> ScreenResult:
+        started = time.perf_counter()
+        scores = self.model.screen(inp.content)
+        elapsed = (time.perf_counter() - started) * 1000
+        SCREENING_DURATION_MS.observe(elapsed)
+        SCREENING_CONFIDENCE.observe(scores.overall)
+        return ScreenResult(
+            risk_score=round(float(scores.overall), 6),
+            category_scores={k: round(float(v), 6) for k, v in scores.categories.items()},
+            top_category=top_category(scores.categories, self.model.category_thresholds),
+            embedding=[float(x) for x in scores.embedding],
+            model_version=self.model.version,
+            duration_ms=round(elapsed, 3),
+        )

@@ -1,0 +1,91 @@
+"""HTTP schemas (named by role). They never enter workflow history; domain models do."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_ID = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@#\-]+$")
+
+
+class EventMetadata(BaseModel):
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    timestamp: datetime | None = Field(None, description="When the message was sent on the platform (ISO 8601).")
+    user_reputation: float | None = Field(None, ge=0, le=100, description="Reputation of the target user (0..1 or 0..100).")
+    author_reputation: float | None = Field(None, ge=0, le=100, description="Reputation of the author.")
+    channel_history_count: int | None = Field(None, ge=0, le=10**9, description="Messages seen in the channel.")
+
+
+class EventIn(BaseModel):
+    """A chat event from a platform. ``user_id`` is the user the message is aimed at (the target)."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{
+        "event_type": "message", "platform": "discord", "channel_id": "general", "user_id": "user_456",
+        "author_id": "user_123", "content": "you are worthless, nobody wants you here",
+        "message_id": "1180000000000000001",
+        "metadata": {"timestamp": "2026-11-29T12:00:00Z", "user_reputation": 0.8, "author_reputation": 0.3,
+                     "channel_history_count": 150}}]})
+
+    event_type: Literal["message", "message_edit", "reply", "direct_message", "username", "profile"] = "message"
+    platform: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$",
+                          description="Platform name, lower case (discord, twitch, webhook, ...).")
+    channel_id: str = _ID
+    user_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@#\-]+$",
+                                description="The target: the user the message is aimed at, if any.")
+    author_id: str = _ID
+    content: str = Field(min_length=1, description="Message text; at most SAFETY_API__MAX_CONTENT_BYTES bytes UTF-8.")
+    message_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@#\-]+$",
+                                   description="Platform message id; the same id ingested twice gives one case.")
+    metadata: EventMetadata = Field(default_factory=EventMetadata)
+
+
+class IngestAccepted(BaseModel):
+    event_id: str
+    status: Literal["queued"] = "queued"
+    processing_url: str
+    duplicate: bool = Field(False, description="True when this platform message was already ingested.")
+
+
+class ActionPublic(BaseModel):
+    action: str
+    status: str
+    connector: str = ""
+    detail: str = ""
+
+
+class OutcomePublic(BaseModel):
+    path: str
+    risk_score: float
+    category: str
+    category_scores: dict[str, float] = Field(default_factory=dict)
+    decision: str
+    needs_review: bool
+    actions: list[ActionPublic] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    policy_version: str = ""
+    model_version: str = ""
+    stage_ms: dict[str, float] = Field(default_factory=dict)
+    completed_at: datetime | None = None
+
+
+class EventStatus(BaseModel):
+    event_id: str
+    status: Literal["queued", "processing", "completed", "failed"]
+    stage: str
+    risk_score: float | None = None
+    outcome: OutcomePublic | None = None
+    workflow_id: str
+    temporal_ui_url: str
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    errors: list[dict[str, object]] | None = None
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    checks: dict[str, str]

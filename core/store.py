@@ -1,0 +1,132 @@
+"""System of record in PostgreSQL: cases, platform actions and the hash-chained audit log.
+
+Writes are idempotent, so a retried activity never records twice: a case is keyed by its id, an
+action by its idempotency key (case id + action), and audit entries for a case are keyed by kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from domain.models import CaseRecord, UserHistory
+
+_AUDIT_LOCK = 7_240_002
+GENESIS_HASH = "0" * 64
+
+
+def _audit_hash(prev_hash: str, *, actor: str, kind: str, case_id: str | None, payload: dict[str, Any]) -> str:
+    body = json.dumps({"actor": actor, "kind": kind, "case_id": case_id, "payload": payload},
+                      sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+async def append_audit(
+    conn: asyncpg.Connection, *, actor: str, kind: str, case_id: str | None, payload: dict[str, Any]
+) -> str:
+    """Append one entry to the audit chain. Must run inside a transaction (it takes a transaction lock)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _AUDIT_LOCK)
+    prev = await conn.fetchval("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1") or GENESIS_HASH
+    digest = _audit_hash(prev, actor=actor, kind=kind, case_id=case_id, payload=payload)
+    await conn.execute(
+        "INSERT INTO audit_log (actor, kind, case_id, payload, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
+        actor, kind, case_id, payload, prev, digest,
+    )
+    return digest
+
+
+async def verify_audit(pool: asyncpg.Pool) -> tuple[bool, int, int | None]:
+    """Walk the chain; returns (intact, entries checked, first broken seq or None)."""
+    prev = GENESIS_HASH
+    count = 0
+    async with pool.acquire() as conn, conn.transaction():
+        async for row in conn.cursor("SELECT * FROM audit_log ORDER BY seq"):
+            count += 1
+            expected = _audit_hash(prev, actor=row["actor"], kind=row["kind"], case_id=row["case_id"],
+                                   payload=row["payload"])
+            if row["prev_hash"] != prev or row["hash"] != expected:
+                return False, count, row["seq"]
+            prev = row["hash"]
+    return True, count, None
+
+
+async def record_case(pool: asyncpg.Pool, rec: CaseRecord) -> bool:
+    """Insert the case and its audit entry once. Returns False when the case was already recorded."""
+    ev = rec.event
+    async with pool.acquire() as conn, conn.transaction():
+        inserted = await conn.fetchval(
+            """
+            INSERT INTO cases (case_id, platform, channel_id, author_id, target_id, message_id, event_type, content,
+                path, risk_score, category, category_scores, decision, needs_review, reasons, actions, context,
+                reasoning, stage_ms, model_version, policy_version, workflow_id, run_id, event_at, received_at,
+                completed_at)
+            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)
+            ON CONFLICT (case_id) DO NOTHING
+            RETURNING true
+            """,
+            rec.case_id, ev.platform, ev.channel_id, ev.author_id, ev.target_id, ev.message_id, ev.event_type,
+            ev.content, rec.path, rec.screen.risk_score, rec.decision.category.value, rec.screen.category_scores,
+            rec.decision.decision.value, rec.decision.needs_review, rec.decision.reasons,
+            [a.model_dump(mode="json") for a in rec.actions],
+            rec.context.model_dump(mode="json") if rec.context else None,
+            rec.reason.model_dump(mode="json") if rec.reason else None,
+            rec.stage_ms, rec.screen.model_version, rec.policy_version, rec.workflow_id, rec.run_id,
+            ev.timestamp, ev.received_at, rec.completed_at or datetime.now(UTC),
+        )
+        if not inserted:
+            return False
+        await append_audit(
+            conn, actor="system", kind="decision", case_id=rec.case_id,
+            payload={
+                "decision": rec.decision.decision.value, "category": rec.decision.category.value,
+                "risk_score": round(rec.screen.risk_score, 6), "needs_review": rec.decision.needs_review,
+                "actions": [f"{a.action.value}:{a.status}" for a in rec.actions],
+                "policy_version": rec.policy_version, "model_version": rec.screen.model_version,
+            },
+        )
+    return True
+
+
+async def get_case(pool: asyncpg.Pool, case_id: str) -> dict[str, Any] | None:
+    row = await pool.fetchrow("SELECT * FROM cases WHERE case_id = $1", case_id)
+    return dict(row) if row else None
+
+
+async def _history(pool: asyncpg.Pool, column: str, platform: str, user_id: str | None, days: int) -> UserHistory:
+    if not user_id:
+        return UserHistory()
+    since = datetime.now(UTC) - timedelta(days=days)
+    row = await pool.fetchrow(
+        f"""
+        SELECT count(*) AS cases,
+               count(*) FILTER (WHERE decision = 'action') AS actions,
+               count(*) FILTER (WHERE needs_review) AS reviews,
+               (array_agg(category ORDER BY received_at DESC) FILTER (WHERE decision <> 'allow'))[1] AS last_category
+        FROM cases WHERE platform = $1 AND {column} = $2 AND received_at >= $3 AND decision <> 'allow'
+        """,
+        platform, user_id, since,
+    )
+    return UserHistory(recent_cases=row["cases"], recent_actions=row["actions"], recent_reviews=row["reviews"],
+                       last_category=row["last_category"])
+
+
+async def author_history(pool: asyncpg.Pool, platform: str, author_id: str, days: int = 30) -> UserHistory:
+    """The author's recent non-clean cases (flagged, reviewed or actioned)."""
+    return await _history(pool, "author_id", platform, author_id, days)
+
+
+async def target_history(pool: asyncpg.Pool, platform: str, target_id: str | None, days: int = 7) -> UserHistory:
+    """Harmful incidents recently aimed at the target."""
+    return await _history(pool, "target_id", platform, target_id, days)
+
+
+async def channel_cases_24h(pool: asyncpg.Pool, platform: str, channel_id: str) -> int:
+    since = datetime.now(UTC) - timedelta(hours=24)
+    return int(await pool.fetchval(
+        "SELECT count(*) FROM cases WHERE platform=$1 AND channel_id=$2 AND received_at>=$3 AND decision<>'allow'",
+        platform, channel_id, since,
+    ))

@@ -1,0 +1,267 @@
+"""Domain models: the only types that travel through Temporal history.
+
+Every model here is a pydantic model whose new fields always get defaults, so a running workflow
+can replay history written by an older version. HTTP schemas live in ``api/schemas.py`` and never
+enter history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class HarmCategory(StrEnum):
+    """Screening categories. ``none`` means no category scored above its review threshold."""
+
+    NONE = "none"
+    TARGETED_INSULT = "targeted_insult"
+    IDENTITY_HATE = "identity_hate"
+    THREAT = "threat"
+    PROFANITY = "profanity"
+
+
+class Decision(StrEnum):
+    """What happened to a case, as recorded and as shown in the ``Decision`` search attribute."""
+
+    ALLOW = "allow"
+    ACTION = "action"
+    REVIEW = "review"
+
+
+class ActionType(StrEnum):
+    WARN = "warn"
+    DELETE = "delete"
+    TIMEOUT = "timeout"
+    BAN = "ban"
+    ESCALATE = "escalate"
+
+
+class Stage(StrEnum):
+    QUEUED = "queued"
+    SCREENING = "screening"
+    CONTEXT = "context"
+    REASONING = "reasoning"
+    DECIDING = "deciding"
+    ACTING = "acting"
+    RECORDING = "recording"
+    COMPLETED = "completed"
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=False, extra="ignore")
+
+
+class ChatEvent(_Model):
+    """One chat event as accepted by the ingest API. ``target_id`` is the API's ``user_id``."""
+
+    event_id: str
+    event_type: str = "message"
+    platform: str
+    channel_id: str
+    target_id: str | None = None
+    author_id: str
+    content: str
+    message_id: str | None = None
+    timestamp: datetime | None = None
+    user_reputation: float | None = None
+    author_reputation: float | None = None
+    channel_history_count: int | None = None
+    received_at: datetime
+
+
+class ScreeningThresholds(_Model):
+    """Risk bands: below ``review`` is clean; ``review``..``act`` is ambiguous; above ``act`` is harmful."""
+
+    review: float = 0.5
+    act: float = 0.85
+
+
+class PolicyConfig(_Model):
+    """Decision parameters. They travel in the workflow input so every decision is recorded in history."""
+
+    version: str = "harassment-v1"
+    thresholds: ScreeningThresholds = Field(default_factory=ScreeningThresholds)
+    # A verdict below this confidence is not acted upon: the case goes to a person.
+    min_llm_confidence: float = 0.7
+    # Categories a screening score alone may never sanction: they always need reasoning or a person.
+    always_reason: list[HarmCategory] = Field(
+        default_factory=lambda: [HarmCategory.THREAT, HarmCategory.IDENTITY_HATE]
+    )
+    # Screen on the moderation worker as a local activity (cheap clean path) or on the screening queue.
+    local_screening: bool = True
+    timeout_minutes: int = 10
+    shadow_mode: bool = False
+    # LLM reasoning: per-attempt timeout, overall deadline after which the case goes to review.
+    reasoning_attempt_timeout_s: float = 10.0
+    reasoning_deadline_s: float = 30.0
+    reasoning_max_attempts: int = 4
+
+
+class ScreenInput(_Model):
+    event_id: str
+    content: str
+
+
+class ScreenResult(_Model):
+    risk_score: float
+    category_scores: dict[str, float] = Field(default_factory=dict)
+    top_category: HarmCategory = HarmCategory.NONE
+    # L2-normalised sentence embedding from the screening encoder, reused by context retrieval.
+    embedding: list[float] = Field(default_factory=list)
+    model_version: str = ""
+    duration_ms: float = 0.0
+
+
+class SimilarCase(_Model):
+    case_id: str
+    score: float
+    category: str = ""
+    decision: str = ""
+    platform: str = ""
+
+
+class UserHistory(_Model):
+    recent_cases: int = 0
+    recent_actions: int = 0
+    recent_reviews: int = 0
+    last_category: str | None = None
+
+
+class ContextInput(_Model):
+    event: ChatEvent
+    embedding: list[float] = Field(default_factory=list)
+    top_k: int = 5
+
+
+class CaseContext(_Model):
+    similar_cases: list[SimilarCase] = Field(default_factory=list)
+    author: UserHistory = Field(default_factory=UserHistory)
+    target: UserHistory = Field(default_factory=UserHistory)
+    channel_cases_24h: int = 0
+
+
+class ReasonInput(_Model):
+    event: ChatEvent
+    screen: ScreenResult
+    context: CaseContext = Field(default_factory=CaseContext)
+    policy_version: str = "harassment-v1"
+
+
+class LLMVerdict(_Model):
+    """The structured output the LLM must return (its JSON schema is sent as the response format)."""
+
+    violation: bool
+    category: HarmCategory
+    severity: Severity
+    policy_clause: str = Field(description="The clause id of the policy that applies, e.g. 'H2'.")
+    rationale: str
+    recommended_action: ActionType | None = None
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class ReasonStatus(StrEnum):
+    OK = "ok"
+    UNAVAILABLE = "unavailable"  # no provider configured, or it is down
+    TIMEOUT = "timeout"
+    INVALID_OUTPUT = "invalid_output"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+
+
+class ReasonResult(_Model):
+    status: ReasonStatus
+    verdict: LLMVerdict | None = None
+    detail: str = ""
+    model: str = ""
+    policy_version: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    duration_ms: float = 0.0
+
+
+class PlannedAction(_Model):
+    action: ActionType
+    duration_s: int | None = None
+    reason: str = ""
+
+
+class DecideResult(_Model):
+    decision: Decision
+    category: HarmCategory
+    actions: list[PlannedAction] = Field(default_factory=list)
+    needs_review: bool = False
+    reasons: list[str] = Field(default_factory=list)
+
+
+class ActInput(_Model):
+    case_id: str
+    event: ChatEvent
+    actions: list[PlannedAction]
+    shadow: bool = False
+
+
+class ActionOutcome(_Model):
+    action: ActionType
+    connector: str
+    idempotency_key: str
+    status: str  # "applied", "duplicate", "shadow", "failed"
+    detail: str = ""
+
+
+class ActResult(_Model):
+    outcomes: list[ActionOutcome] = Field(default_factory=list)
+
+
+class CaseRecord(_Model):
+    """Everything the record activity writes for one case."""
+
+    case_id: str
+    event: ChatEvent
+    path: str  # "clean" or "full"
+    screen: ScreenResult
+    decision: DecideResult
+    context: CaseContext | None = None
+    reason: ReasonResult | None = None
+    actions: list[ActionOutcome] = Field(default_factory=list)
+    stage_ms: dict[str, float] = Field(default_factory=dict)
+    policy_version: str = ""
+    workflow_id: str = ""
+    run_id: str = ""
+    completed_at: datetime | None = None
+
+
+class ModerateEventInput(_Model):
+    event: ChatEvent
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+
+
+class CaseProgress(_Model):
+    """What the ``status`` query answers while a case runs."""
+
+    stage: Stage
+    path: str = ""
+    risk_score: float | None = None
+    category: HarmCategory | None = None
+    attempts: dict[str, int] = Field(default_factory=dict)
+
+
+class CaseOutcome(_Model):
+    case_id: str
+    path: str
+    stage: Stage = Stage.COMPLETED
+    risk_score: float
+    category: HarmCategory
+    decision: Decision
+    needs_review: bool
+    actions: list[ActionOutcome] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)

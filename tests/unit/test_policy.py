@@ -1,0 +1,72 @@
+"""The decide function: the rules a moderator relies on, including 'never a sanction without a verdict'."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.models import (
+    ActionType,
+    Decision,
+    HarmCategory,
+    LLMVerdict,
+    PolicyConfig,
+    ReasonResult,
+    ReasonStatus,
+    ScreenResult,
+    Severity,
+)
+from domain.policy import decide
+
+POLICY = PolicyConfig()
+
+
+def screen(score: float) -> ScreenResult:
+    return ScreenResult(risk_score=score, top_category=HarmCategory.TARGETED_INSULT)
+
+
+def ok(**kw: object) -> ReasonResult:
+    fields: dict[str, object] = {"violation": True, "category": HarmCategory.THREAT, "severity": Severity.HIGH,
+                                 "policy_clause": "H3", "rationale": "threat of violence", "confidence": 0.9}
+    fields.update(kw)
+    return ReasonResult(status=ReasonStatus.OK, verdict=LLMVerdict(**fields))  # type: ignore[arg-type]
+
+
+def test_below_review_threshold_is_allowed_without_reasoning() -> None:
+    d = decide(screen(0.1), None, POLICY)
+    assert d.decision == Decision.ALLOW and not d.actions
+
+
+def test_high_severity_violation_deletes_and_times_out_for_the_policy_duration() -> None:
+    d = decide(screen(0.9), ok(), PolicyConfig(timeout_minutes=15))
+    assert d.decision == Decision.ACTION
+    assert [a.action for a in d.actions] == [ActionType.DELETE, ActionType.TIMEOUT]
+    assert d.actions[1].duration_s == 900
+    assert "H3" in d.actions[0].reason
+
+
+def test_llm_may_soften_but_never_harden_the_action() -> None:
+    softer = decide(screen(0.9), ok(recommended_action=ActionType.WARN), POLICY)
+    assert [a.action for a in softer.actions] == [ActionType.WARN]
+    harder = decide(screen(0.9), ok(severity=Severity.LOW, recommended_action=ActionType.BAN), POLICY)
+    assert [a.action for a in harder.actions] == [ActionType.WARN]
+
+
+def test_reason_for_review_is_stated() -> None:
+    d = decide(screen(0.9), ReasonResult(status=ReasonStatus.TIMEOUT, detail="30s deadline"), POLICY)
+    assert d.decision == Decision.REVIEW and d.needs_review
+    assert any("timed out" in r and "30s deadline" in r for r in d.reasons)
+
+
+@given(score=st.floats(0, 1), status=st.sampled_from(list(ReasonStatus)), conf=st.floats(0, 1),
+       violation=st.booleans(), severity=st.sampled_from(list(Severity)))
+def test_no_sanction_without_a_confident_verdict(score: float, status: ReasonStatus, conf: float, violation: bool,
+                                                 severity: Severity) -> None:
+    reason = ok(confidence=conf, violation=violation, severity=severity)
+    reason.status = status
+    d = decide(screen(score), reason, POLICY)
+    if d.actions:
+        assert status == ReasonStatus.OK and violation and conf >= POLICY.min_llm_confidence
+        assert score >= POLICY.thresholds.review
+    if d.decision == Decision.REVIEW:
+        assert d.needs_review and not d.actions

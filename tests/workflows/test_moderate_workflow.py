@@ -1,0 +1,220 @@
+"""ModerateEventWorkflow against a real Temporal dev server, with fake activities under the real names.
+
+The fakes read the wanted screening score from the message ("score=0.72 ...") and the wanted LLM
+behaviour from the test, so each test pins one path through the workflow.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Replayer, Worker
+
+from activities import names
+from domain.models import (
+    ActInput,
+    ActionOutcome,
+    ActionType,
+    ActResult,
+    CaseContext,
+    CaseOutcome,
+    CaseRecord,
+    ChatEvent,
+    ContextInput,
+    Decision,
+    HarmCategory,
+    LLMVerdict,
+    ModerateEventInput,
+    PolicyConfig,
+    ReasonInput,
+    ReasonResult,
+    ReasonStatus,
+    ScreenInput,
+    ScreenResult,
+    Severity,
+)
+from workflows.moderate import ModerateEventWorkflow
+
+QUEUES = ("moderation", "screening", "context", "reasoning", "actions")
+
+
+class Fakes:
+    def __init__(self) -> None:
+        self.records: list[CaseRecord] = []
+        self.acted: list[ActInput] = []
+        self.reason_calls = 0
+        self.reason: Callable[[ReasonInput], ReasonResult] = lambda _: ReasonResult(status=ReasonStatus.UNAVAILABLE)
+        self.fail_actions = False
+
+    def activities(self) -> list[Any]:
+        fakes = self
+
+        @activity.defn(name=names.SCREEN_EVENT)
+        async def screen(inp: ScreenInput) -> ScreenResult:
+            score = float(inp.content.split()[0].removeprefix("score="))
+            return ScreenResult(risk_score=score, top_category=HarmCategory.TARGETED_INSULT,
+                                category_scores={"targeted_insult": score}, embedding=[0.1] * 4,
+                                model_version="fake")
+
+        @activity.defn(name=names.RETRIEVE_CONTEXT)
+        async def context(inp: ContextInput) -> CaseContext:
+            assert inp.embedding == [0.1] * 4, "the screening embedding must be passed on, not recomputed"
+            return CaseContext(channel_cases_24h=3)
+
+        @activity.defn(name=names.REASON_ABOUT_CASE)
+        async def reason(inp: ReasonInput) -> ReasonResult:
+            fakes.reason_calls += 1
+            return fakes.reason(inp)
+
+        @activity.defn(name=names.EXECUTE_ACTIONS)
+        async def act(inp: ActInput) -> ActResult:
+            if fakes.fail_actions:
+                raise ApplicationError("platform down", type="ConnectorConfigError", non_retryable=True)
+            fakes.acted.append(inp)
+            return ActResult(outcomes=[ActionOutcome(action=a.action, connector="fake", status="applied",
+                                                     idempotency_key=f"{inp.case_id}:{a.action}")
+                                       for a in inp.actions])
+
+        @activity.defn(name=names.RECORD_CASE)
+        async def record(rec: CaseRecord) -> bool:
+            fakes.records.append(rec)
+            return True
+
+        return [screen, context, reason, act, record]
+
+
+def _verdict(**overrides: Any) -> ReasonResult:
+    fields: dict[str, Any] = {"violation": True, "category": HarmCategory.TARGETED_INSULT, "severity": Severity.MEDIUM,
+                              "policy_clause": "H1", "rationale": "insults the target", "confidence": 0.95,
+                              "recommended_action": ActionType.DELETE}
+    fields.update(overrides)
+    return ReasonResult(status=ReasonStatus.OK, verdict=LLMVerdict(**fields), policy_version="harassment-v1")
+
+
+def _event(content: str) -> ChatEvent:
+    return ChatEvent(event_id=str(uuid.uuid4()), platform="discord", channel_id="general", author_id="a1",
+                     target_id="t1", content=content, received_at=datetime.now(UTC))
+
+
+async def _run(client: Client, fakes: Fakes, content: str, policy: PolicyConfig | None = None) -> tuple[CaseOutcome, Any]:
+    workers = [Worker(client, task_queue=q, workflows=[ModerateEventWorkflow] if q == "moderation" else [],
+                      activities=fakes.activities()) for q in QUEUES]
+    ev = _event(content)
+    inp = ModerateEventInput(event=ev, policy=policy or PolicyConfig(reasoning_deadline_s=5,
+                                                                      reasoning_attempt_timeout_s=2))
+    for w in workers:
+        await w.__aenter__()
+    try:
+        handle = await client.start_workflow(ModerateEventWorkflow.run, inp, id=f"event-{ev.event_id}",
+                                             task_queue="moderation")
+        result = await handle.result()
+        history = await handle.fetch_history()
+    finally:
+        for w in workers:
+            await w.__aexit__(None, None, None)
+    # Determinism gate: the history this run wrote must replay against the current workflow code.
+    await Replayer(workflows=[ModerateEventWorkflow], data_converter=client.data_converter).replay_workflow(history)
+    return result, history
+
+
+async def test_clean_event_takes_the_cheap_path(wf_client: Client) -> None:
+    fakes = Fakes()
+    result, history = await _run(wf_client, fakes, "score=0.05 hello there")
+    assert result.decision == Decision.ALLOW and result.path == "clean" and not result.needs_review
+    assert len(fakes.records) == 1 and fakes.records[0].path == "clean"
+    assert fakes.reason_calls == 0 and not fakes.acted
+    kinds = [e.event_type for e in history.events]
+    # One workflow task, screening and recording as local activities: no activity tasks at all.
+    assert kinds.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) == 1
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds
+
+
+async def test_confirmed_violation_is_actioned_and_recorded(wf_client: Client) -> None:
+    fakes = Fakes()
+    fakes.reason = lambda _: _verdict()
+    result, _ = await _run(wf_client, fakes, "score=0.72 you are worthless")
+    assert result.decision == Decision.ACTION and result.path == "full"
+    assert [a.action for a in fakes.acted[0].actions] == [ActionType.DELETE, ActionType.WARN]
+    assert fakes.records[0].reason is not None and fakes.records[0].context.channel_cases_24h == 3
+    assert fakes.records[0].policy_version == "harassment-v1"
+
+
+async def test_llm_says_no_violation_allows(wf_client: Client) -> None:
+    fakes = Fakes()
+    fakes.reason = lambda _: _verdict(violation=False, category=HarmCategory.NONE, severity=Severity.LOW)
+    result, _ = await _run(wf_client, fakes, "score=0.6 that play was sick")
+    assert result.decision == Decision.ALLOW and not fakes.acted
+
+
+@pytest.mark.parametrize("status", [ReasonStatus.UNAVAILABLE, ReasonStatus.BUDGET_EXHAUSTED])
+async def test_no_llm_verdict_goes_to_review_never_a_sanction(wf_client: Client, status: ReasonStatus) -> None:
+    fakes = Fakes()
+    fakes.reason = lambda _: ReasonResult(status=status, detail="no provider")
+    result, _ = await _run(wf_client, fakes, "score=0.95 i will find you")
+    assert result.decision == Decision.REVIEW and result.needs_review
+    assert not fakes.acted
+    assert any("human review" in r for r in result.reasons)
+
+
+async def test_low_confidence_goes_to_review(wf_client: Client) -> None:
+    fakes = Fakes()
+    fakes.reason = lambda _: _verdict(confidence=0.4)
+    result, _ = await _run(wf_client, fakes, "score=0.7 hmm")
+    assert result.decision == Decision.REVIEW and "confidence" in " ".join(result.reasons)
+    assert not fakes.acted
+
+
+async def test_provider_errors_exhaust_retries_then_review(wf_client: Client) -> None:
+    fakes = Fakes()
+
+    def failing(_: ReasonInput) -> ReasonResult:
+        raise ApplicationError("503 from provider", type="LLMServerError")
+
+    fakes.reason = failing
+    policy = PolicyConfig(reasoning_deadline_s=20, reasoning_attempt_timeout_s=2, reasoning_max_attempts=3)
+    result, _ = await _run(wf_client, fakes, "score=0.8 die", policy)
+    assert fakes.reason_calls == 3
+    assert result.decision == Decision.REVIEW and not fakes.acted
+    assert any("LLMServerError" in r for r in result.reasons)
+
+
+async def test_invalid_output_is_reported_as_such(wf_client: Client) -> None:
+    fakes = Fakes()
+
+    def bad(_: ReasonInput) -> ReasonResult:
+        raise ApplicationError("not JSON", type="LLMInvalidOutput")
+
+    fakes.reason = bad
+    policy = PolicyConfig(reasoning_deadline_s=20, reasoning_attempt_timeout_s=2, reasoning_max_attempts=2)
+    result, _ = await _run(wf_client, fakes, "score=0.8 x", policy)
+    assert result.decision == Decision.REVIEW
+    assert any("invalid output" in r for r in result.reasons)
+
+
+async def test_auth_error_is_not_retried(wf_client: Client) -> None:
+    fakes = Fakes()
+
+    def unauthorised(_: ReasonInput) -> ReasonResult:
+        raise ApplicationError("401", type="LLMAuthError", non_retryable=True)
+
+    fakes.reason = unauthorised
+    result, _ = await _run(wf_client, fakes, "score=0.8 x")
+    assert fakes.reason_calls == 1 and result.decision == Decision.REVIEW
+
+
+async def test_failed_platform_action_flags_review(wf_client: Client) -> None:
+    fakes = Fakes()
+    fakes.reason = lambda _: _verdict(severity=Severity.HIGH, recommended_action=ActionType.TIMEOUT)
+    fakes.fail_actions = True
+    result, _ = await _run(wf_client, fakes, "score=0.9 x")
+    assert result.decision == Decision.ACTION and result.needs_review
+    assert all(a.status == "failed" for a in result.actions)
+    assert fakes.records[0].decision.needs_review

@@ -1,0 +1,136 @@
+"""What each task queue's worker runs, built once from settings (clients are opened here, not per call)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from core.settings import TASK_QUEUES, Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerSpec:
+    queue: str
+    workflows: list[type] = field(default_factory=list)
+    activities: list[Callable[..., Any]] = field(default_factory=list)
+    executor: ThreadPoolExecutor | None = None
+
+
+def _load_model(settings: Settings) -> Any:
+    from core.screening import ScreeningModel
+
+    return ScreeningModel.load(settings.screening_model_dir)
+
+
+async def _pool(settings: Settings, stack: contextlib.AsyncExitStack) -> asyncpg.Pool:
+    from core.db import create_pool
+
+    pool = await create_pool(settings.database_url, min_size=settings.database.pool_min,
+                             max_size=settings.database.pool_max)
+    stack.push_async_callback(pool.close)
+    return pool
+
+
+def _embedding_dim(settings: Settings) -> int:
+    from core.screening.model import default_model_dir
+
+    meta = json.loads((settings.screening_model_dir or default_model_dir()).joinpath("model.json").read_text())
+    return int(meta["embedding_dim"])
+
+
+async def _case_index(settings: Settings, stack: contextlib.AsyncExitStack) -> Any:
+    from qdrant_client import AsyncQdrantClient
+
+    from activities.context import CaseIndex, ensure_collection
+
+    if settings.qdrant.url:
+        key = settings.qdrant.api_key.get_secret_value() if settings.qdrant.api_key else None
+        client = AsyncQdrantClient(url=settings.qdrant.url, api_key=key)
+    else:
+        path = settings.data_dir / "qdrant"
+        path.mkdir(parents=True, exist_ok=True)
+        client = AsyncQdrantClient(path=str(path))
+    stack.push_async_callback(client.close)
+    await ensure_collection(client, settings.qdrant.collection, _embedding_dim(settings))
+    return CaseIndex(client, settings.qdrant.collection)
+
+
+async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExitStack) -> WorkerSpec:
+    """Open the clients a queue needs (closed by ``stack``) and list its workflows and activities."""
+    if queue not in TASK_QUEUES:
+        raise ValueError(f"unknown queue '{queue}': one of {', '.join(TASK_QUEUES)}")
+    spec = WorkerSpec(queue=queue)
+    if queue == "moderation":
+        from activities.context import RecordActivities
+        from activities.screening import ScreeningActivities
+        from workflows.moderate import ModerateEventWorkflow
+
+        spec.workflows = [ModerateEventWorkflow]
+        # Local activities of the cheap clean path run here, beside the workflows.
+        spec.activities = [ScreeningActivities(_load_model(settings)).screen_event,
+                           RecordActivities(await _pool(settings, stack)).record_case]
+        spec.executor = ThreadPoolExecutor(max_workers=2)
+    elif queue == "screening":
+        from activities.screening import ScreeningActivities
+
+        spec.activities = [ScreeningActivities(_load_model(settings)).screen_event]
+        spec.executor = ThreadPoolExecutor(max_workers=2)
+    elif queue == "context":
+        from activities.context import ContextActivities, RecordActivities
+
+        pool = await _pool(settings, stack)
+        index = await _case_index(settings, stack)
+        spec.activities = [ContextActivities(pool, index).retrieve_context, RecordActivities(pool, index).record_case]
+    elif queue == "reasoning":
+        from activities.reasoning import ReasoningActivities
+
+        spec.activities = [ReasoningActivities(settings.llm, redis=_redis(settings)).reason_about_case]
+    elif queue == "actions":
+        from activities.actions import ActionActivities
+        from core.connectors import build_connector
+
+        c = settings.connector
+        connector = build_connector(
+            c.kind, webhook_url=c.webhook_url, timeout_s=c.timeout_s,
+            webhook_secret=c.webhook_secret.get_secret_value() if c.webhook_secret else "")
+        spec.activities = [ActionActivities(await _pool(settings, stack), connector).execute_actions]
+    return spec
+
+
+def _redis(settings: Settings) -> Any:
+    import redis.asyncio as aioredis
+
+    return aioredis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+
+def make_worker(client: Client, spec: WorkerSpec, settings: Settings,
+                interceptors: Sequence[Any] = ()) -> Worker:
+    return Worker(
+        client, task_queue=spec.queue, workflows=spec.workflows, activities=spec.activities,
+        activity_executor=spec.executor, max_concurrent_activities=settings.worker.max_concurrent_activities,
+        interceptors=list(interceptors),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_worker(client: Client, queue: str, settings: Settings) -> AsyncIterator[Worker]:
+    """Build and run one queue's worker until the block exits, then shut it down explicitly."""
+    async with contextlib.AsyncExitStack() as stack:
+        spec = await build_spec(queue, settings, stack)
+        worker = make_worker(client, spec, settings)
+        async with worker:
+            log.info("worker running", extra={"queue": queue})
+            yield worker
+        if spec.executor:
+            spec.executor.shutdown(wait=False)

@@ -1,0 +1,251 @@
+"""ModerateEventWorkflow: one durable case per chat event (workflow id ``event-<event_id>``).
+
+Clean path (most traffic): screen and record as local activities inside a single workflow task, then
+one search-attribute upsert. Risky path: context -> reason -> decide -> act -> record, each a normal
+activity on its own task queue with the retry policy and timeouts named below. A failed or unsure
+LLM call becomes human review, never a sanction.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import names
+    from domain.models import (
+        ActInput,
+        ActionOutcome,
+        ActResult,
+        CaseContext,
+        CaseOutcome,
+        CaseProgress,
+        CaseRecord,
+        ContextInput,
+        DecideResult,
+        Decision,
+        ModerateEventInput,
+        ReasonInput,
+        ReasonResult,
+        ReasonStatus,
+        ScreenInput,
+        ScreenResult,
+        Stage,
+    )
+    from domain.policy import clean_decision, decide, is_clean
+
+# Task queues, one worker deployment each.
+MODERATION_QUEUE = "moderation"
+SCREENING_QUEUE = "screening"
+CONTEXT_QUEUE = "context"
+REASONING_QUEUE = "reasoning"
+ACTIONS_QUEUE = "actions"
+
+# Search attributes (registered by `safety up` and in the Helm chart / compose job).
+SA_CASE_ID = SearchAttributeKey.for_keyword("CaseId")
+SA_PLATFORM = SearchAttributeKey.for_keyword("Platform")
+SA_CHANNEL = SearchAttributeKey.for_keyword("ChannelId")
+SA_AUTHOR = SearchAttributeKey.for_keyword("AuthorId")
+SA_TARGET = SearchAttributeKey.for_keyword("TargetId")
+SA_CATEGORY = SearchAttributeKey.for_keyword("Category")
+SA_DECISION = SearchAttributeKey.for_keyword("Decision")
+SA_RISK = SearchAttributeKey.for_float("RiskScore")
+SA_NEEDS_REVIEW = SearchAttributeKey.for_bool("NeedsReview")
+
+# Retry policies and timeouts. Storage and screening retry until they succeed (an accepted event must
+# reach a recorded outcome); context is enrichment and gives up after its deadline.
+SCREEN_TIMEOUT = timedelta(seconds=10)
+SCREEN_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
+CONTEXT_TIMEOUT = timedelta(seconds=15)
+CONTEXT_DEADLINE = timedelta(minutes=2)
+CONTEXT_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=10))
+REASON_RETRY_INITIAL = timedelta(milliseconds=500)
+REASON_RETRY_MAX_INTERVAL = timedelta(seconds=5)
+ACT_TIMEOUT = timedelta(seconds=30)
+ACT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60),
+                        maximum_attempts=20, non_retryable_error_types=["ConnectorConfigError"])
+RECORD_TIMEOUT = timedelta(seconds=15)
+RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=30))
+
+
+def search_attributes_for_start(inp: ModerateEventInput) -> TypedSearchAttributes:
+    """The attributes known at ingest, set by the API when it starts the workflow (no extra command)."""
+    ev = inp.event
+    pairs = [SearchAttributePair(SA_CASE_ID, ev.event_id), SearchAttributePair(SA_PLATFORM, ev.platform),
+             SearchAttributePair(SA_CHANNEL, ev.channel_id), SearchAttributePair(SA_AUTHOR, ev.author_id)]
+    if ev.target_id:
+        pairs.append(SearchAttributePair(SA_TARGET, ev.target_id))
+    return TypedSearchAttributes(pairs)
+
+
+def _reason_failure(err: ActivityError) -> ReasonResult:
+    """Map an exhausted or non-retryable reasoning failure to the status a moderator will see."""
+    cause: BaseException | None = err.cause
+    last_app: ApplicationError | None = None
+    timed_out = False
+    while cause is not None:
+        if isinstance(cause, TimeoutError):
+            timed_out = True
+        if isinstance(cause, ApplicationError) and last_app is None:
+            last_app = cause
+        cause = cause.__cause__ or getattr(cause, "cause", None)
+    kind = last_app.type if last_app else None
+    if kind == "LLMInvalidOutput":
+        status = ReasonStatus.INVALID_OUTPUT
+    elif timed_out or kind == "LLMTimeout":
+        status = ReasonStatus.TIMEOUT
+    else:
+        status = ReasonStatus.UNAVAILABLE
+    detail = f"{kind or 'timeout'}: {last_app.message if last_app else err.message}"[:300]
+    return ReasonResult(status=status, detail=detail)
+
+
+@workflow.defn(name="ModerateEventWorkflow")
+class ModerateEventWorkflow:
+    @workflow.init
+    def __init__(self, inp: ModerateEventInput) -> None:
+        self._progress = CaseProgress(stage=Stage.SCREENING)
+
+    @workflow.query(name="status")
+    def status(self) -> CaseProgress:
+        return self._progress
+
+    def _stage(self, stage: Stage, details: str) -> None:
+        self._progress.stage = stage
+        workflow.set_current_details(details)
+
+    @workflow.run
+    async def run(self, inp: ModerateEventInput) -> CaseOutcome:
+        ev, policy = inp.event, inp.policy
+        case_id = ev.event_id
+        info = workflow.info()
+
+        screen = await self._screen(inp)
+        self._progress.risk_score = screen.risk_score
+        self._progress.category = screen.top_category
+
+        if is_clean(screen, policy):
+            decision = clean_decision(screen)
+            self._progress.path = "clean"
+            record = CaseRecord(case_id=case_id, event=ev, path="clean", screen=screen, decision=decision,
+                                policy_version=policy.version, workflow_id=info.workflow_id, run_id=info.run_id,
+                                completed_at=workflow.now(), stage_ms={"screen": screen.duration_ms})
+            await workflow.execute_local_activity(
+                names.RECORD_CASE, record, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
+                summary="record clean case",
+            )
+            return self._finish(record, [])
+
+        self._progress.path = "full"
+        workflow.upsert_search_attributes([SA_RISK.value_set(screen.risk_score),
+                                           SA_CATEGORY.value_set(screen.top_category.value)])
+        stage_ms: dict[str, float] = {"screen": screen.duration_ms}
+
+        started = workflow.now()
+        self._stage(Stage.CONTEXT, f"risk {screen.risk_score:.2f} ({screen.top_category}): gathering context")
+        context = await self._context(inp, screen)
+        stage_ms["context"] = (workflow.now() - started).total_seconds() * 1000
+
+        started = workflow.now()
+        self._stage(Stage.REASONING, "asking the LLM for a verdict under policy " + policy.version)
+        reason = await self._reason(inp, screen, context)
+        stage_ms["reason"] = (workflow.now() - started).total_seconds() * 1000
+
+        self._stage(Stage.DECIDING, f"reasoning: {reason.status.value}")
+        decision = decide(screen, reason, policy)
+
+        outcomes: list[ActionOutcome] = []
+        if decision.actions:
+            started = workflow.now()
+            self._stage(Stage.ACTING, "executing " + ", ".join(a.action.value for a in decision.actions))
+            outcomes = await self._act(inp, decision)
+            stage_ms["act"] = (workflow.now() - started).total_seconds() * 1000
+            if any(o.status == "failed" for o in outcomes):
+                decision.needs_review = True
+                decision.reasons.append("needs human review: a platform action failed after retries")
+
+        self._stage(Stage.RECORDING, f"decision: {decision.decision.value}")
+        record = CaseRecord(case_id=case_id, event=ev, path="full", screen=screen, decision=decision,
+                            context=context, reason=reason, actions=outcomes, stage_ms=stage_ms,
+                            policy_version=reason.policy_version or policy.version, workflow_id=info.workflow_id,
+                            run_id=info.run_id, completed_at=workflow.now())
+        await workflow.execute_activity(
+            names.RECORD_CASE, record, task_queue=CONTEXT_QUEUE, start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY, summary=f"record {decision.decision.value}",
+        )
+        return self._finish(record, outcomes)
+
+    async def _screen(self, inp: ModerateEventInput) -> ScreenResult:
+        arg = ScreenInput(event_id=inp.event.event_id, content=inp.event.content)
+        if inp.policy.local_screening:
+            return await workflow.execute_local_activity(
+                names.SCREEN_EVENT, arg, result_type=ScreenResult, start_to_close_timeout=SCREEN_TIMEOUT,
+                retry_policy=SCREEN_RETRY, summary="screen message",
+            )
+        return await workflow.execute_activity(
+            names.SCREEN_EVENT, arg, result_type=ScreenResult, task_queue=SCREENING_QUEUE,
+            start_to_close_timeout=SCREEN_TIMEOUT, retry_policy=SCREEN_RETRY, summary="screen message",
+        )
+
+    async def _context(self, inp: ModerateEventInput, screen: ScreenResult) -> CaseContext:
+        try:
+            return await workflow.execute_activity(
+                names.RETRIEVE_CONTEXT, ContextInput(event=inp.event, embedding=screen.embedding),
+                result_type=CaseContext, task_queue=CONTEXT_QUEUE, start_to_close_timeout=CONTEXT_TIMEOUT,
+                schedule_to_close_timeout=CONTEXT_DEADLINE, retry_policy=CONTEXT_RETRY,
+                summary="similar cases + author/target history",
+            )
+        except ActivityError as err:
+            workflow.logger.warning("context unavailable, reasoning without it: %s", err)
+            return CaseContext()
+
+    async def _reason(self, inp: ModerateEventInput, screen: ScreenResult, context: CaseContext) -> ReasonResult:
+        policy = inp.policy
+        try:
+            return await workflow.execute_activity(
+                names.REASON_ABOUT_CASE,
+                ReasonInput(event=inp.event, screen=screen, context=context, policy_version=policy.version),
+                result_type=ReasonResult, task_queue=REASONING_QUEUE,
+                start_to_close_timeout=timedelta(seconds=policy.reasoning_attempt_timeout_s),
+                schedule_to_close_timeout=timedelta(seconds=policy.reasoning_deadline_s),
+                retry_policy=RetryPolicy(
+                    initial_interval=REASON_RETRY_INITIAL, maximum_interval=REASON_RETRY_MAX_INTERVAL,
+                    maximum_attempts=policy.reasoning_max_attempts,
+                    non_retryable_error_types=["LLMBadRequest", "LLMAuthError"],
+                ),
+                summary=f"LLM verdict under {policy.version}",
+            )
+        except ActivityError as err:
+            return _reason_failure(err)
+
+    async def _act(self, inp: ModerateEventInput, decision: DecideResult) -> list[ActionOutcome]:
+        try:
+            result = await workflow.execute_activity(
+                names.EXECUTE_ACTIONS,
+                ActInput(case_id=inp.event.event_id, event=inp.event, actions=decision.actions,
+                         shadow=inp.policy.shadow_mode),
+                result_type=ActResult, task_queue=ACTIONS_QUEUE, start_to_close_timeout=ACT_TIMEOUT,
+                retry_policy=ACT_RETRY, summary="platform actions: " + ", ".join(a.action for a in decision.actions),
+            )
+            return result.outcomes
+        except ActivityError as err:
+            workflow.logger.error("actions failed after retries: %s", err)
+            return [ActionOutcome(action=a.action, connector="", idempotency_key=f"{inp.event.event_id}:{a.action}",
+                                  status="failed", detail=str(err.cause or err)[:300]) for a in decision.actions]
+
+    def _finish(self, record: CaseRecord, outcomes: list[ActionOutcome]) -> CaseOutcome:
+        d = record.decision
+        workflow.upsert_search_attributes([
+            SA_RISK.value_set(record.screen.risk_score), SA_CATEGORY.value_set(d.category.value),
+            SA_DECISION.value_set(d.decision.value), SA_NEEDS_REVIEW.value_set(d.needs_review),
+        ])
+        self._stage(Stage.COMPLETED, f"{d.decision.value}: " + "; ".join(d.reasons)[:400])
+        return CaseOutcome(case_id=record.case_id, path=record.path, risk_score=record.screen.risk_score,
+                           category=d.category, decision=d.decision, needs_review=d.needs_review,
+                           actions=outcomes, reasons=d.reasons)
+
+
+__all__ = ["ModerateEventWorkflow", "Decision", "search_attributes_for_start"]
