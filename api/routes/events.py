@@ -56,7 +56,7 @@ def _check_size(body: EventIn, settings: Settings) -> None:
     size = len(body.content.encode("utf-8"))
     limit = settings.api.max_content_bytes
     if size > limit:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        raise HTTPException(413,
                             f"content is {size:,} bytes; the limit is {limit:,} (SAFETY_API__MAX_CONTENT_BYTES). "
                             "Split the message or truncate it.")
 

