@@ -18,6 +18,7 @@ from api.deps import Services
 from api.routes import events, health
 from core.db import create_pool
 from core.settings import Settings, get_settings
+from core.telemetry import instrument_fastapi, setup_tracing
 from core.temporal import connect
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class _TooLarge(Exception):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    setup_tracing("safety-api", otlp_endpoint=settings.otlp_endpoint)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -92,7 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = await create_pool(settings.database_url, min_size=settings.database.pool_min,
                                  max_size=settings.database.pool_max)
         redis = aioredis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        app.state.services = Services(settings=settings, temporal=temporal, pool=pool, redis=redis)
+        app.state.services = Services(settings=settings, temporal=temporal, pool=pool, redis=redis,
+                                      policy=settings.effective_policy())
         try:
             yield
         finally:
@@ -113,4 +116,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.mount("/metrics", make_asgi_app())
     app.add_middleware(BodySizeLimit, limit=settings.api.max_body_bytes)
+    instrument_fastapi(app)
     return app

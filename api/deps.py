@@ -17,6 +17,7 @@ from core import keys
 from core.keys import KeyInfo, Role
 from core.metrics import DEPENDENCY_DEGRADED_TOTAL
 from core.settings import Settings
+from domain.models import PolicyConfig
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class Services:
     temporal: Client
     pool: asyncpg.Pool
     redis: aioredis.Redis
+    policy: PolicyConfig
     # Verified keys, so a PostgreSQL blip does not stop ingest for keys seen in the last minute.
     key_cache: dict[str, tuple[float, KeyInfo]] = field(default_factory=dict)
     key_cache_ttl_s: float = 60.0

@@ -7,6 +7,7 @@ one is not started; ``SAFETY_LLM__BASE_URL`` / ``SAFETY_LLM__API_KEY`` override 
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -14,8 +15,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.models import PolicyConfig
+from domain.models import PolicyConfig, ScreeningThresholds
 
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "screening"
 TASK_QUEUES = ("moderation", "screening", "context", "reasoning", "actions")
 
 
@@ -146,6 +148,20 @@ class Settings(BaseSettings):
     @property
     def llm_configured(self) -> bool:
         return bool(self.llm.base_url or self.llm.api_key)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.screening_model_dir or DEFAULT_MODEL_DIR
+
+    def effective_policy(self) -> PolicyConfig:
+        """The policy each workflow receives: the screening bands default to the model's shipped thresholds
+        (chosen on validation data) unless SAFETY_POLICY__THRESHOLDS__* set them."""
+        policy = self.policy.model_copy(deep=True)
+        shipped = self.model_dir / "thresholds.json"
+        if "thresholds" not in self.policy.model_fields_set and shipped.exists():
+            thr = json.loads(shipped.read_text())
+            policy.thresholds = ScreeningThresholds(review=float(thr["review"]), act=float(thr["act"]))
+        return policy
 
     def worker_metrics_port(self, queue: str) -> int:
         return self.worker.metrics_base_port + TASK_QUEUES.index(queue)

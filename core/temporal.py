@@ -8,6 +8,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from core.settings import Settings
+from core.telemetry import temporal_interceptors
 
 
 async def connect(settings: Settings, *, attempts: int = 30) -> Client:
@@ -16,7 +17,8 @@ async def connect(settings: Settings, *, attempts: int = 30) -> Client:
     for _ in range(attempts):
         try:
             return await Client.connect(settings.temporal_address, namespace=settings.temporal.namespace,
-                                        data_converter=pydantic_data_converter)
+                                        data_converter=pydantic_data_converter,
+                                        interceptors=temporal_interceptors())
         except RuntimeError as err:  # the bridge raises RuntimeError while the server is not up
             last = err
             await asyncio.sleep(1)

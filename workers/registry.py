@@ -43,9 +43,7 @@ async def _pool(settings: Settings, stack: contextlib.AsyncExitStack) -> asyncpg
 
 
 def _embedding_dim(settings: Settings) -> int:
-    from core.screening.model import default_model_dir
-
-    meta = json.loads((settings.screening_model_dir or default_model_dir()).joinpath("model.json").read_text())
+    meta = json.loads((settings.model_dir / "model.json").read_text())
     return int(meta["embedding_dim"])
 
 

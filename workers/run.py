@@ -11,6 +11,7 @@ from prometheus_client import start_http_server
 
 from core.logging import configure_logging
 from core.settings import get_settings
+from core.telemetry import setup_tracing
 from core.temporal import connect
 from workers.registry import running_worker
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 async def serve(queue: str) -> None:
     settings = get_settings()
+    setup_tracing(f"safety-worker-{queue}", otlp_endpoint=settings.otlp_endpoint)
     start_http_server(settings.worker_metrics_port(queue), addr="0.0.0.0")
     client = await connect(settings)
     stop = asyncio.Event()

@@ -73,7 +73,7 @@ async def ingest(body: EventIn, services: ServicesDep,
     _check_size(body, settings)
     event_id = event_id_for(body)
     event = _to_domain(body, event_id)
-    inp = ModerateEventInput(event=event, policy=settings.policy)
+    inp = ModerateEventInput(event=event, policy=services.policy)
     duplicate = False
     try:
         await services.temporal.start_workflow(

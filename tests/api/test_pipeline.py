@@ -1,0 +1,97 @@
+"""The whole pipeline in one process: real API, real workers for all five queues, real model, Qdrant
+local mode, PostgreSQL, Redis, and the OpenAI-compatible test server for the LLM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+
+from core.settings import TASK_QUEUES, LLMSettings, Settings
+from core.store import verify_audit
+from core.testing.fake_llm import FakeLLMServer
+from workers.registry import running_worker
+
+ABUSIVE = "you are a worthless idiot, nobody wants you here, go kill yourself"
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest_asyncio.fixture(scope="module")
+async def workers(settings: Settings, client: Client, pool: asyncpg.Pool,
+                  llm: FakeLLMServer) -> AsyncIterator[Settings]:
+    s = settings.model_copy(update={"llm": LLMSettings(base_url=llm.base_url, api_key="test")})
+    async with contextlib.AsyncExitStack() as stack:
+        for queue in TASK_QUEUES:
+            await stack.enter_async_context(running_worker(client, queue, s))
+        yield s
+
+
+async def _outcome(api: httpx.AsyncClient, key: str, body: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+    r = await api.post("/v1/events/ingest", json=body, headers={"X-API-Key": key})
+    assert r.status_code == 202, r.text
+    url = r.json()["processing_url"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = (await api.get(url, headers={"X-API-Key": key})).json()
+        if st["status"] == "completed":
+            return st  # type: ignore[no-any-return]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no outcome: {st}")
+
+
+def _body(content: str, author: str = "author-1") -> dict[str, Any]:
+    return {"platform": "twitch", "channel_id": "chan-1", "user_id": "victim-1", "author_id": author,
+            "content": content, "message_id": uuid.uuid4().hex}
+
+
+async def test_abusive_message_is_actioned_and_later_cases_see_it(
+        api: httpx.AsyncClient, keys: dict[str, str], workers: Settings, pool: asyncpg.Pool) -> None:
+    first = await _outcome(api, keys["ingest"], _body(ABUSIVE))
+    assert first["outcome"]["decision"] == "action", first
+    assert first["outcome"]["policy_version"] == "harassment-v1"
+    second = await _outcome(api, keys["ingest"], _body(ABUSIVE + " loser", author="author-2"))
+    row = await pool.fetchrow("SELECT context, reasoning FROM cases WHERE case_id = $1", second["event_id"])
+    similar = [c["case_id"] for c in row["context"]["similar_cases"]]
+    assert first["event_id"] in similar, "a confirmed violation is indexed and retrieved as a similar case"
+    assert row["context"]["target"]["recent_cases"] >= 1
+    assert row["reasoning"]["status"] == "ok" and row["reasoning"]["prompt_tokens"] > 0
+    actions = await pool.fetch("SELECT action, status FROM actions WHERE case_id = $1", first["event_id"])
+    assert actions and all(a["status"] == "applied" for a in actions)
+
+
+async def test_clean_message_is_allowed_on_the_cheap_path(api: httpx.AsyncClient, keys: dict[str, str],
+                                                          workers: Settings) -> None:
+    out = await _outcome(api, keys["ingest"], _body("thanks for the stream, that was fun"))
+    assert out["outcome"]["path"] == "clean" and out["outcome"]["decision"] == "allow"
+
+
+async def test_provider_down_sends_risky_cases_to_review(api: httpx.AsyncClient, keys: dict[str, str],
+                                                         workers: Settings, llm: FakeLLMServer) -> None:
+    llm.configure(error_rate=1.0, error_status=503)
+    try:
+        out = await _outcome(api, keys["ingest"], _body(ABUSIVE + " trash"), timeout=60)
+    finally:
+        llm.reset()
+    assert out["outcome"]["decision"] == "review" and out["outcome"]["needs_review"]
+    assert not out["outcome"]["actions"]
+
+
+async def test_audit_chain_is_intact(pool: asyncpg.Pool, workers: Settings) -> None:
+    intact, count, broken = await verify_audit(pool)
+    assert intact and broken is None and count >= 1
+    with pytest.raises(asyncpg.PostgresError, match="append-only"):
+        await pool.execute("UPDATE audit_log SET actor = 'mallory'")
