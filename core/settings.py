@@ -58,9 +58,8 @@ class LLMSettings(BaseModel):
     base_url: str = ""
     api_key: SecretStr | None = None
     model: str = "gpt-4o-mini"
+    # Client timeout per call; keep it under SAFETY_POLICY__REASONING_ATTEMPT_TIMEOUT_S (the activity's own).
     attempt_timeout_s: float = 8.0
-    deadline_s: float = 30.0
-    max_attempts: int = 4
     max_output_tokens: int = 400
     # USD per 1M tokens, for the per-case cost record and the daily budget.
     input_cost_per_mtok: float = 0.15

@@ -214,7 +214,7 @@ class ModerateEventWorkflow:
                 retry_policy=RetryPolicy(
                     initial_interval=REASON_RETRY_INITIAL, maximum_interval=REASON_RETRY_MAX_INTERVAL,
                     maximum_attempts=policy.reasoning_max_attempts,
-                    non_retryable_error_types=["LLMBadRequest", "LLMAuthError"],
+                    non_retryable_error_types=["LLMBadRequest", "LLMAuthError", "PolicyNotFound"],
                 ),
                 summary=f"LLM verdict under {policy.version}",
             )
