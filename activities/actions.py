@@ -1,12 +1,19 @@
-"""Action execution through a platform connector, exactly once per (case, action).
+"""Action execution through a platform connector, exactly once per (case, action); and its inverse.
 
 The ledger row (``actions``, unique idempotency key) is claimed before the platform call and marked
 applied after it. A retry after a crash sees the row: if applied, it is skipped; if still pending, the
-call is repeated with the same idempotency key, which the platform (or webhook receiver) deduplicates.
+call is repeated with the same idempotency key, which the platform (or webhook receiver) deduplicates:
+Discord bans and timeouts are idempotent, a repeated delete answers 404 (treated as done), the warning
+DM carries a nonce Discord enforces; Helix answers "already banned" (treated as done).
+
+The connector is chosen per event platform (``ConnectorRouter``) and its name is recorded in the row.
+``revert_actions`` undoes a case's applied bans and timeouts under keys ``<case>:revert:<action>``,
+with the same claim-then-call discipline, so an appeal applied twice unbans once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
@@ -14,50 +21,111 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names
-from core.connectors import ActionRequest, Connector, ConnectorConfigError, ConnectorError
+from core.connectors import ActionRequest, Connector, ConnectorConfigError, ConnectorError, ConnectorRouter
 from core.metrics import ACTION_FAILED_TOTAL, ACTIONS_APPLIED_TOTAL
-from domain.models import ActInput, ActionOutcome, ActResult
+from domain.actions import RevertInput
+from domain.models import ActInput, ActionOutcome, ActionType, ActResult, PlannedAction
+
+# Temporal waits at most this long before retrying a rate-limited call, whatever the platform asks.
+MAX_RETRY_DELAY_S = 120.0
+_DONE = ("applied", "not_reversible")  # ledger states a repeat must not call the platform for
+
+JSONDict = dict[str, object]
 
 
 class ActionActivities:
-    def __init__(self, pool: asyncpg.Pool, connector: Connector) -> None:
-        self.pool, self.connector = pool, connector
+    """Holds the database pool and the connectors (one router, built once by the worker)."""
+
+    def __init__(self, pool: asyncpg.Pool, connectors: ConnectorRouter | Connector) -> None:
+        self.pool = pool
+        # A single connector (tests, older wiring) serves every platform.
+        self.router = connectors if isinstance(connectors, ConnectorRouter) else ConnectorRouter(connectors)
 
     @activity.defn(name=names.EXECUTE_ACTIONS)
     async def execute_actions(self, inp: ActInput) -> ActResult:
-        outcomes = []
-        for planned in inp.actions:
-            key = f"{inp.case_id}:{planned.action.value}"
-            req = ActionRequest(idempotency_key=key, case_id=inp.case_id, event=inp.event, action=planned)
-            if inp.shadow:
-                await self._claim(req, status="shadow")
-                outcomes.append(ActionOutcome(action=planned.action, connector=self.connector.name,
-                                              idempotency_key=key, status="shadow", detail="shadow mode: not applied"))
-                continue
-            existing = await self._claim(req, status="pending")
-            if existing == "applied":
-                outcomes.append(ActionOutcome(action=planned.action, connector=self.connector.name,
-                                              idempotency_key=key, status="duplicate",
-                                              detail="already applied; not repeated"))
-                continue
-            try:
-                response = await self.connector.apply(req)
-            except ConnectorError as err:
-                ACTION_FAILED_TOTAL.labels(self.connector.name, planned.action.value).inc()
-                delay = timedelta(seconds=min(err.retry_after_s, 120)) if err.retry_after_s else None
-                raise ApplicationError(str(err), type="ConnectorError", next_retry_delay=delay) from err
-            except ConnectorConfigError as err:
-                ACTION_FAILED_TOTAL.labels(self.connector.name, planned.action.value).inc()
-                raise ApplicationError(str(err), type="ConnectorConfigError", non_retryable=True) from err
-            await self.pool.execute(
-                "UPDATE actions SET status = 'applied', response = $2 WHERE idempotency_key = $1", key, response)
-            ACTIONS_APPLIED_TOTAL.labels(self.connector.name, planned.action.value).inc()
-            outcomes.append(ActionOutcome(action=planned.action, connector=self.connector.name,
-                                          idempotency_key=key, status="applied",
-                                          detail=str(response.get("would_call") or response.get("status", ""))))
+        connector = self.router.for_platform(inp.event.platform)
+        outcomes = [await self._execute_one(inp, planned, connector) for planned in inp.actions]
         return ActResult(outcomes=outcomes)
 
-    async def _claim(self, req: ActionRequest, *, status: str) -> str | None:
+    async def _execute_one(self, inp: ActInput, planned: PlannedAction, connector: Connector) -> ActionOutcome:
+        key = f"{inp.case_id}:{planned.action.value}"
+        req = ActionRequest(idempotency_key=key, case_id=inp.case_id, event=inp.event, action=planned)
+
+        def outcome(status: str, detail: str) -> ActionOutcome:
+            return ActionOutcome(action=planned.action, connector=connector.name, idempotency_key=key,
+                                 status=status, detail=detail)
+
+        if inp.shadow:
+            await self._claim(req, connector=connector.name, status="shadow", label=planned.action.value,
+                              payload=req.payload())
+            return outcome("shadow", "shadow mode: not applied")
+        existing = await self._claim(req, connector=connector.name, status="pending", label=planned.action.value,
+                                     payload=req.payload())
+        if existing == "applied":
+            return outcome("duplicate", "already applied; not repeated")
+        response = await _call_platform(connector.apply, req, connector.name)
+        await self._finish(key, "applied", response)
+        ACTIONS_APPLIED_TOTAL.labels(connector.name, planned.action.value).inc()
+        return outcome("applied", _detail(response))
+
+    @activity.defn(name=names.REVERT_ACTIONS)
+    async def revert_actions(self, inp: RevertInput) -> ActResult:
+        """Revert the case's applied actions, each at most once. Deletes and warnings are answered
+        ``not_reversible``; a ban or timeout is ``kept`` while another case's ban of the same user stands
+        (on Twitch, and for Discord bans, lifting it would lift that ban too). A kept revert gives up this
+        case's claim: when the other case is reverted later, the ban is lifted then. Calling again after
+        ``kept`` re-checks and lifts the sanction if nothing else holds it any more."""
+        rows = await self.pool.fetch(
+            "SELECT action, request, response FROM actions WHERE case_id = $1 AND status = 'applied' "
+            "AND action = ANY($2::text[]) ORDER BY id", inp.case_id, [a.value for a in ActionType])
+        connector = self.router.for_platform(inp.event.platform)
+        return ActResult(outcomes=[await self._revert_one(inp, row, connector) for row in rows])
+
+    async def _revert_one(self, inp: RevertInput, row: asyncpg.Record, connector: Connector) -> ActionOutcome:
+        action = ActionType(row["action"])
+        request: dict[str, object] = row["request"] or {}
+        duration = request.get("duration_s")
+        planned = PlannedAction(action=action, duration_s=duration if isinstance(duration, int) else None,
+                                reason=inp.reason or f"revert of case {inp.case_id}")
+        key = f"{inp.case_id}:revert:{action.value}"
+        req = ActionRequest(idempotency_key=key, case_id=inp.case_id, event=inp.event, action=planned)
+
+        def outcome(status: str, detail: str) -> ActionOutcome:
+            return ActionOutcome(action=action, connector=connector.name, idempotency_key=key,
+                                 status=status, detail=detail)
+
+        existing = await self._claim(req, connector=connector.name, status="pending", label=f"revert_{action.value}",
+                                     payload=req.payload(revert=True))
+        if existing in _DONE:
+            return outcome("duplicate", "already reverted; not repeated")
+        if blocker := await self._standing_ban(inp, action, row["response"] or {}):
+            # Recorded as 'kept': this case no longer claims the ban, so the other case's revert may lift it.
+            await self._finish(key, "kept", {"kept": blocker})
+            return outcome("kept", blocker)
+        response = await _call_platform(connector.revert, req, connector.name)
+        reversible = response.get("reversible") is not False
+        await self._finish(key, "applied" if reversible else "not_reversible", response)
+        return outcome("reverted" if reversible else "not_reversible", _detail(response))
+
+    async def _standing_ban(self, inp: RevertInput, action: ActionType, applied: JSONDict) -> str:
+        """Why reverting would lift a sanction that is not this case's to lift ('' when it would not)."""
+        if action not in (ActionType.BAN, ActionType.TIMEOUT):
+            return ""
+        if applied.get("already_banned"):
+            return "the user was already banned when this case acted; lifting would lift that ban"
+        other = await self.pool.fetchval(
+            """
+            SELECT a.case_id FROM actions a
+            WHERE a.platform = $1 AND a.request->>'user_id' = $2 AND a.action = 'ban' AND a.status = 'applied'
+              AND a.case_id <> $3
+              AND NOT EXISTS (SELECT 1 FROM actions r WHERE r.idempotency_key = a.case_id || ':revert:ban'
+                              AND r.status IN ('applied', 'kept'))
+            LIMIT 1
+            """, inp.event.platform, inp.event.author_id, inp.case_id)
+        return f"case {other} still bans this user; lifting would lift that ban too" if other else ""
+
+    async def _claim(self, req: ActionRequest, *, connector: str, status: str, label: str,
+                     payload: dict[str, object]) -> str | None:
         """Insert the ledger row; returns the status of an existing row, or None when newly claimed."""
         row = await self.pool.fetchrow(
             """
@@ -66,7 +134,33 @@ class ActionActivities:
                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING RETURNING status
             ) SELECT (SELECT status FROM ins) AS new, (SELECT status FROM actions WHERE idempotency_key = $1) AS old
             """,
-            req.idempotency_key, req.case_id, req.event.platform, req.action.action.value, self.connector.name,
-            status, req.payload(),
+            req.idempotency_key, req.case_id, req.event.platform, label, connector, status, payload,
         )
         return None if row["new"] else row["old"]
+
+    async def _finish(self, key: str, status: str, response: dict[str, object]) -> None:
+        await self.pool.execute("UPDATE actions SET status = $2, response = $3 WHERE idempotency_key = $1",
+                                key, status, response)
+
+
+async def _call_platform(call: Callable[[ActionRequest], Awaitable[dict[str, object]]], req: ActionRequest,
+                         connector: str) -> dict[str, object]:
+    """Call the connector; its errors become Temporal errors (retryable, with the platform's delay, or not)."""
+    try:
+        return await call(req)
+    except ConnectorError as err:
+        ACTION_FAILED_TOTAL.labels(connector, req.action.action.value).inc()
+        delay = timedelta(seconds=min(err.retry_after_s, MAX_RETRY_DELAY_S)) if err.retry_after_s else None
+        raise ApplicationError(str(err), type="ConnectorError", next_retry_delay=delay) from err
+    except ConnectorConfigError as err:
+        ACTION_FAILED_TOTAL.labels(connector, req.action.action.value).inc()
+        raise ApplicationError(str(err), type="ConnectorConfigError", non_retryable=True) from err
+
+
+def _detail(response: dict[str, object]) -> str:
+    """A short line for the case record: what was (or would have been) called."""
+    for key in ("would_call", "skipped", "detail"):
+        if response.get(key):
+            return str(response[key])
+    status = str(response.get("status", ""))
+    return f"{status} {response['call']}" if response.get("call") else status

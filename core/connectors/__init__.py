@@ -1,0 +1,35 @@
+"""Platform connectors: how an action reaches the platform, and how an appeal undoes it.
+
+``build_router(settings.connector)`` gives the actions worker one ``ConnectorRouter``: Discord events
+go to the Discord API, Twitch events to Helix (each when configured), everything else to the default
+``log`` (dry run) or ``webhook`` (signed JSON). Every call carries the idempotency key
+``<case>:<action>``; the actions ledger makes sure a retried activity never applies a sanction twice.
+"""
+
+from core.connectors.base import (
+    REVERSIBLE_ACTIONS,
+    ActionRequest,
+    Connector,
+    ConnectorConfigError,
+    ConnectorError,
+)
+from core.connectors.discord import DiscordConnector
+from core.connectors.log import LogConnector
+from core.connectors.router import ConnectorRouter, build_connector, build_router
+from core.connectors.twitch import TwitchConnector
+from core.connectors.webhook import WebhookConnector
+
+__all__ = [
+    "REVERSIBLE_ACTIONS",
+    "ActionRequest",
+    "Connector",
+    "ConnectorConfigError",
+    "ConnectorError",
+    "ConnectorRouter",
+    "DiscordConnector",
+    "LogConnector",
+    "TwitchConnector",
+    "WebhookConnector",
+    "build_connector",
+    "build_router",
+]

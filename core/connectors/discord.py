@@ -1,0 +1,154 @@
+"""Discord REST API v10, as a bot (``Authorization: Bot <token>``).
+
+* delete: ``DELETE /channels/{channel_id}/messages/{message_id}`` (404 Unknown Message = already gone: ok)
+* timeout: ``PATCH /guilds/{guild_id}/members/{user_id}`` ``{"communication_disabled_until": <ISO 8601>}``;
+  lifting it is the same PATCH with ``null``
+* ban: ``PUT /guilds/{guild_id}/bans/{user_id}`` ``{"delete_message_seconds": 0}`` (idempotent at Discord)
+* unban: ``DELETE /guilds/{guild_id}/bans/{user_id}`` (404 Unknown Ban = not banned: ok)
+* warn: ``POST /users/@me/channels`` ``{"recipient_id"}``, then ``POST /channels/{dm_id}/messages``
+  ``{"content", "nonce", "enforce_nonce": true}``
+
+The guild is the ``discord_guild_id`` setting: a chat event carries the channel, not the guild, so one
+deployment moderates one guild (a bot in several guilds runs one actions worker per guild). Every call
+carries ``X-Audit-Log-Reason`` (URL-encoded ``case <id>: <policy clause ...>``), so the guild's audit
+log names the case. The warning DM is sent with a ``nonce`` derived from the idempotency key and
+``enforce_nonce``, so Discord itself drops a repeated DM after a crash between the call and the ledger.
+
+Answers: 429 -> ``ConnectorError`` with ``retry_after`` (JSON, else the ``Retry-After`` header);
+5xx and network -> ``ConnectorError``; other 4xx -> ``ConnectorConfigError`` with Discord's message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from core.connectors.base import (
+    REVERSIBLE_ACTIONS,
+    ActionRequest,
+    ConnectorConfigError,
+    ConnectorError,
+    HttpConnector,
+    JSONDict,
+    json_body,
+    not_reversible,
+    parse_seconds,
+    url_quote,
+)
+from domain.models import ActionType
+
+DEFAULT_DISCORD_API = "https://discord.com/api/v10"
+MAX_TIMEOUT_S = 28 * 24 * 3600  # Discord refuses communication_disabled_until beyond 28 days
+# Discord's 404 codes that mean "the state we want is already there" (the guild itself must exist).
+_UNKNOWN_CHANNEL, _UNKNOWN_MEMBER, _UNKNOWN_MESSAGE, _UNKNOWN_BAN = 10003, 10007, 10008, 10026
+_WARNING = "A moderator action was taken on your message in this server ({reason}). Please follow the rules."
+
+
+class DiscordConnector(HttpConnector):
+    name = "discord"
+    platform = "discord"
+
+    def __init__(self, *, token: str, guild_id: str, base_url: str = DEFAULT_DISCORD_API, timeout_s: float = 5.0,
+                 warning_template: str = _WARNING, client: httpx.AsyncClient | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        if not token:
+            raise ConnectorConfigError("Discord connector needs SAFETY_CONNECTOR__DISCORD_BOT_TOKEN")
+        if not guild_id:
+            raise ConnectorConfigError("Discord connector needs SAFETY_CONNECTOR__DISCORD_GUILD_ID "
+                                       "(the server the bot moderates)")
+        try:
+            warning_template.format(reason="")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ConnectorConfigError("SAFETY_CONNECTOR__DISCORD_WARNING_TEMPLATE may only use the {reason} "
+                                       f"placeholder: {err!r}") from err
+        super().__init__(timeout_s=timeout_s, client=client)
+        self.base_url, self.guild_id = base_url.rstrip("/"), guild_id
+        self.warning_template, self._now = warning_template, now
+        self._auth = f"Bot {token}"
+
+    async def apply(self, req: ActionRequest) -> JSONDict:
+        action = req.action.action
+        if action == ActionType.DELETE:
+            return await self._delete_message(req)
+        if action == ActionType.TIMEOUT:
+            until = self._now() + timedelta(seconds=min(req.timeout_s, MAX_TIMEOUT_S))
+            return await self._set_timeout(req, until.isoformat())
+        if action == ActionType.BAN:
+            return await self._call(req, "PUT", self._ban_path(req), json={"delete_message_seconds": 0})
+        if action == ActionType.WARN:
+            return await self._warn(req)
+        return {"skipped": f"Discord has no API for '{action.value}'; the case stays with human moderators"}
+
+    async def revert(self, req: ActionRequest) -> JSONDict:
+        """Unban a ban, lift a timeout. An unban of someone not banned is a success (already reverted)."""
+        action = req.action.action
+        if action not in REVERSIBLE_ACTIONS:
+            return not_reversible(req)
+        if action == ActionType.TIMEOUT:
+            return await self._set_timeout(req, None)
+        return await self._call(req, "DELETE", self._ban_path(req), done_codes=(_UNKNOWN_BAN,))
+
+    def _ban_path(self, req: ActionRequest) -> str:
+        return f"/guilds/{self.guild_id}/bans/{req.event.author_id}"
+
+    async def _delete_message(self, req: ActionRequest) -> JSONDict:
+        if not req.event.message_id:
+            return {"skipped": "the event has no message_id; nothing to delete"}
+        path = f"/channels/{req.event.channel_id}/messages/{req.event.message_id}"
+        return await self._call(req, "DELETE", path, done_codes=(_UNKNOWN_MESSAGE, _UNKNOWN_CHANNEL))
+
+    async def _set_timeout(self, req: ActionRequest, until: str | None) -> JSONDict:
+        path = f"/guilds/{self.guild_id}/members/{req.event.author_id}"
+        # Lifting the timeout of someone who left the guild: nothing is left to lift.
+        done = (_UNKNOWN_MEMBER,) if until is None else ()
+        result = await self._call(req, "PATCH", path, json={"communication_disabled_until": until}, done_codes=done)
+        return {**result, "communication_disabled_until": until}
+
+    async def _warn(self, req: ActionRequest) -> JSONDict:
+        """Open (or reuse) the DM channel, then post the warning once (nonce + enforce_nonce)."""
+        dm = await self._call(req, "POST", "/users/@me/channels", json={"recipient_id": req.event.author_id},
+                              keep_body=True)
+        dm_id = str(dm.get("body", {}).get("id", ""))
+        if not dm_id:
+            raise ConnectorError("Discord opened a DM channel without an id")
+        nonce = hashlib.sha256(req.idempotency_key.encode()).hexdigest()[:25]
+        content = self.warning_template.format(reason=req.action.reason or "community rules")[:2000]
+        sent = await self._call(req, "POST", f"/channels/{dm_id}/messages",
+                                json={"content": content, "nonce": nonce, "enforce_nonce": True}, keep_body=True)
+        return {"status": sent["status"], "call": sent["call"], "dm_channel_id": dm_id,
+                "message_id": sent.get("body", {}).get("id")}
+
+    async def _call(self, req: ActionRequest, method: str, path: str, *, json: JSONDict | None = None,
+                    done_codes: tuple[int, ...] = (), keep_body: bool = False) -> JSONDict:
+        """One call; the result holds Discord's body only when asked (the ledger stores the result)."""
+        headers = {"Authorization": self._auth, "X-Audit-Log-Reason": url_quote(req.audit_reason()),
+                   "Idempotency-Key": req.idempotency_key}
+        resp = await self.send(method, self.base_url + path, headers=headers, json=json)
+        result = _result(resp, f"{method} {path}", done_codes=done_codes)
+        if not keep_body:
+            result.pop("body", None)
+        return result
+
+
+def _result(resp: httpx.Response, call: str, *, done_codes: tuple[int, ...]) -> JSONDict:
+    """Classify Discord's answer: a result dict, or one of the two connector errors."""
+    status, body = resp.status_code, json_body(resp)
+    message = f"Discord {call} answered {status}: {body.get('message', resp.text[:200])} (code {body.get('code')})"
+    if status == 429:
+        retry = body.get("retry_after")
+        retry_s = float(retry) if isinstance(retry, int | float) else parse_seconds(resp.headers.get("Retry-After"))
+        raise ConnectorError(message, retry_after_s=retry_s)
+    if status >= 500:
+        raise ConnectorError(message)
+    if status == 404 and body.get("code") in done_codes:
+        return {"status": status, "call": call, "already": True, "code": body.get("code")}
+    if status == 401:
+        raise ConnectorConfigError(f"{message}: check SAFETY_CONNECTOR__DISCORD_BOT_TOKEN")
+    if status == 403:
+        raise ConnectorConfigError(f"{message}: the bot lacks the permission for this action in the guild")
+    if status >= 400:
+        raise ConnectorConfigError(message)
+    return {"status": status, "call": call, "body": body}

@@ -1,0 +1,337 @@
+"""Connectors against the fake Discord and Twitch servers over real HTTP: request shapes, inverses,
+rate limits, auth failures and the idempotent answers (already deleted, already banned, not banned)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from core.connectors import (
+    ActionRequest,
+    ConnectorConfigError,
+    ConnectorError,
+    DiscordConnector,
+    LogConnector,
+    TwitchConnector,
+    WebhookConnector,
+    build_connector,
+    build_router,
+)
+from core.settings import ConnectorSettings
+from core.testing.fake_platforms import FakeDiscord, FakeTwitch
+from domain.models import ActionType, ChatEvent, PlannedAction
+
+CLAUSE = "H1: targeted_insult (medium)"
+
+
+def snowflake() -> str:
+    return str(uuid.uuid4().int)[:18]
+
+
+def request(action: ActionType, *, platform: str = "discord", duration_s: int | None = None,
+            reason: str = CLAUSE, message_id: str | None = "auto") -> ActionRequest:
+    case_id = str(uuid.uuid4())
+    event = ChatEvent(event_id=case_id, platform=platform, channel_id=snowflake(), author_id=snowflake(),
+                      content="(not sent to platforms)", received_at=datetime.now(UTC),
+                      message_id=snowflake() if message_id == "auto" else message_id)
+    planned = PlannedAction(action=action, duration_s=duration_s, reason=reason)
+    return ActionRequest(idempotency_key=f"{case_id}:{action.value}", case_id=case_id, event=event, action=planned)
+
+
+@pytest.fixture(scope="module")
+def discord_server() -> Iterator[FakeDiscord]:
+    with FakeDiscord() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def twitch_server() -> Iterator[FakeTwitch]:
+    with FakeTwitch() as server:
+        yield server
+
+
+@pytest.fixture
+def discord(discord_server: FakeDiscord) -> DiscordConnector:
+    discord_server.reset()
+    return DiscordConnector(token=discord_server.token, guild_id=discord_server.guild_id,
+                            base_url=discord_server.base_url, timeout_s=2.0)
+
+
+@pytest.fixture
+def twitch(twitch_server: FakeTwitch) -> TwitchConnector:
+    twitch_server.reset()
+    return TwitchConnector(token=twitch_server.token, client_id=twitch_server.client_id,
+                           moderator_id=twitch_server.moderator_id, base_url=twitch_server.base_url, timeout_s=2.0)
+
+
+# --- Discord ------------------------------------------------------------------------------------
+
+
+async def test_discord_delete_sends_auth_audit_reason_and_key_and_a_repeat_is_a_success(
+        discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    req = request(ActionType.DELETE)
+    first = await discord.apply(req)
+    again = await discord.apply(req)
+
+    call = discord_server.calls[0]
+    assert (call.method, call.path) == ("DELETE", f"/api/v10/channels/{req.event.channel_id}"
+                                                  f"/messages/{req.event.message_id}")
+    assert call.audit_reason == f"case {req.case_id}: {CLAUSE}"
+    assert call.idempotency_key == req.idempotency_key
+    assert first["status"] == 204 and again == {**again, "status": 404, "already": True}
+    assert discord_server.deleted_messages == {req.event.message_id}
+    assert discord_server.count("delete", req.event.message_id or "", effective_only=True) == 1
+
+
+async def test_discord_timeout_patches_the_member_until_now_plus_duration_and_revert_lifts_it(
+        discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    req = request(ActionType.TIMEOUT, duration_s=600)
+    before = datetime.now(UTC)
+    await discord.apply(req)
+
+    call = discord_server.calls[-1]
+    assert (call.method, call.path) == ("PATCH", f"/api/v10/guilds/{discord_server.guild_id}"
+                                                 f"/members/{req.event.author_id}")
+    until = datetime.fromisoformat(call.body["communication_disabled_until"])
+    assert before + timedelta(seconds=599) <= until <= datetime.now(UTC) + timedelta(seconds=601)
+    assert req.event.author_id in discord_server.timeouts
+
+    reverted = await discord.revert(req)
+    assert discord_server.calls[-1].body == {"communication_disabled_until": None}
+    assert reverted["status"] == 200 and discord_server.timeouts == {}
+
+
+async def test_discord_ban_puts_the_ban_and_revert_unbans_once(
+        discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    req = request(ActionType.BAN)
+    await discord.apply(req)
+    await discord.apply(req)  # Discord answers 204 again: a repeat changes nothing
+
+    ban = discord_server.calls[0]
+    assert (ban.method, ban.path, ban.body) == (
+        "PUT", f"/api/v10/guilds/{discord_server.guild_id}/bans/{req.event.author_id}", {"delete_message_seconds": 0})
+    assert discord_server.count("ban", req.event.author_id, effective_only=True) == 1
+
+    first, second = await discord.revert(req), await discord.revert(req)
+    assert discord_server.calls[-1].method == "DELETE"
+    assert first["status"] == 204 and second["already"] is True and second["code"] == 10026
+    assert discord_server.bans == set()
+    assert discord_server.count("unban", req.event.author_id, effective_only=True) == 1
+
+
+async def test_discord_lifting_the_timeout_of_someone_gone_is_a_success_but_timing_them_out_is_not(
+        discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    req = request(ActionType.TIMEOUT, duration_s=60)
+    banned_by_another_case = ActionRequest(idempotency_key="other:ban", case_id="other", event=req.event,
+                                           action=PlannedAction(action=ActionType.BAN))
+    await discord.apply(banned_by_another_case)
+    lifted = await discord.revert(req)
+    assert lifted["already"] is True and lifted["code"] == 10007
+    with pytest.raises(ConnectorConfigError, match="Unknown Member"):
+        await discord.apply(req)
+
+
+async def test_discord_warning_opens_a_dm_and_sends_it_once_per_idempotency_key(
+        discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    req = request(ActionType.WARN)
+    result = await discord.apply(req)
+    await discord.apply(req)  # a repeat after a crash: same nonce, Discord returns the first message
+
+    open_dm, send = discord_server.calls[0], discord_server.calls[1]
+    assert (open_dm.method, open_dm.path, open_dm.body) == (
+        "POST", "/api/v10/users/@me/channels", {"recipient_id": req.event.author_id})
+    assert (send.method, send.path) == ("POST", f"/api/v10/channels/{result['dm_channel_id']}/messages")
+    assert CLAUSE in send.body["content"] and send.body["enforce_nonce"] is True
+    assert len(discord_server.dms) == 1
+
+
+async def test_discord_delete_and_warning_are_not_reversible_and_make_no_call(
+        discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    for action in (ActionType.DELETE, ActionType.WARN):
+        assert (await discord.revert(request(action)))["reversible"] is False
+    assert discord_server.calls == []
+
+
+async def test_discord_429_carries_retry_after_from_the_body(
+        discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    discord_server.configure(rate_limit_next=1, retry_after_s=1.75)
+    req = request(ActionType.BAN)
+    with pytest.raises(ConnectorError) as err:
+        await discord.apply(req)
+    assert err.value.retry_after_s == 1.75
+    await discord.apply(req)  # the next call goes through
+    assert discord_server.bans == {req.event.author_id}
+
+
+async def test_discord_bad_token_is_a_config_error_naming_the_setting(discord_server: FakeDiscord) -> None:
+    discord_server.reset()
+    wrong = DiscordConnector(token="revoked", guild_id=discord_server.guild_id, base_url=discord_server.base_url)
+    with pytest.raises(ConnectorConfigError, match="401.*DISCORD_BOT_TOKEN"):
+        await wrong.apply(request(ActionType.BAN))
+    assert discord_server.bans == set()
+
+
+async def test_discord_unknown_guild_is_a_config_error(discord_server: FakeDiscord) -> None:
+    discord_server.reset()
+    wrong = DiscordConnector(token=discord_server.token, guild_id="123", base_url=discord_server.base_url)
+    with pytest.raises(ConnectorConfigError, match="Unknown Guild"):
+        await wrong.apply(request(ActionType.BAN))
+
+
+async def test_discord_5xx_and_a_hung_call_are_retryable(
+        discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    discord_server.configure(fail_next=[502])
+    with pytest.raises(ConnectorError, match="502") as err:
+        await discord.apply(request(ActionType.BAN))
+    assert err.value.retry_after_s is None
+
+    impatient = DiscordConnector(token=discord_server.token, guild_id=discord_server.guild_id,
+                                 base_url=discord_server.base_url, timeout_s=0.3)
+    discord_server.configure(hang=True)
+    try:
+        with pytest.raises(ConnectorError, match="unreachable"):
+            await impatient.apply(request(ActionType.BAN))
+    finally:
+        discord_server.reset()
+
+
+async def test_discord_audit_reason_is_url_encoded(discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    req = request(ActionType.BAN, reason="H2: menace — « tu vas voir »")
+    await discord.apply(req)
+    assert discord_server.calls[0].audit_reason == f"case {req.case_id}: H2: menace — « tu vas voir »"
+
+
+# --- Twitch -------------------------------------------------------------------------------------
+
+
+async def test_twitch_delete_uses_the_channel_as_broadcaster_and_a_repeat_is_a_success(
+        twitch: TwitchConnector, twitch_server: FakeTwitch) -> None:
+    req = request(ActionType.DELETE, platform="twitch")
+    await twitch.apply(req)
+    again = await twitch.apply(req)
+
+    call = twitch_server.calls[0]
+    assert (call.method, call.path) == ("DELETE", "/helix/moderation/chat")
+    assert call.query == {"broadcaster_id": req.event.channel_id, "moderator_id": twitch_server.moderator_id,
+                          "message_id": req.event.message_id}
+    assert call.idempotency_key == req.idempotency_key
+    assert again["status"] == 404 and again["already"] is True
+    assert twitch_server.deleted_messages == {req.event.message_id}
+
+
+async def test_twitch_never_deletes_without_a_message_id(twitch: TwitchConnector, twitch_server: FakeTwitch) -> None:
+    result = await twitch.apply(request(ActionType.DELETE, platform="twitch", message_id=None))
+    assert "no message_id" in result["skipped"] and twitch_server.calls == []
+
+
+async def test_twitch_timeout_posts_a_ban_with_duration_and_revert_unbans(
+        twitch: TwitchConnector, twitch_server: FakeTwitch) -> None:
+    req = request(ActionType.TIMEOUT, platform="twitch", duration_s=600)
+    await twitch.apply(req)
+
+    call = twitch_server.calls[0]
+    assert (call.method, call.path) == ("POST", "/helix/moderation/bans")
+    assert call.query == {"broadcaster_id": req.event.channel_id, "moderator_id": twitch_server.moderator_id}
+    assert call.body == {"data": {"user_id": req.event.author_id, "duration": 600,
+                                  "reason": f"{CLAUSE} (case {req.case_id})"}}
+    assert req.event.author_id in twitch_server.timeouts
+
+    await twitch.revert(req)
+    unban = twitch_server.calls[-1]
+    assert (unban.method, unban.path) == ("DELETE", "/helix/moderation/bans")
+    assert unban.query["user_id"] == req.event.author_id and twitch_server.timeouts == {}
+
+
+async def test_twitch_ban_has_no_duration_and_already_banned_is_a_success(
+        twitch: TwitchConnector, twitch_server: FakeTwitch) -> None:
+    req = request(ActionType.BAN, platform="twitch")
+    first = await twitch.apply(req)
+    second = await twitch.apply(req)
+
+    assert "duration" not in twitch_server.calls[0].body["data"]
+    assert first["already_banned"] is False and second["already_banned"] is True
+    assert twitch_server.calls[1].status == 400
+    assert twitch_server.count("ban", req.event.author_id, effective_only=True) == 1
+
+    await twitch.revert(req)
+    not_banned = await twitch.revert(req)
+    assert not_banned["already"] is True and twitch_server.bans == set()
+
+
+async def test_twitch_warning_posts_user_and_reason(twitch: TwitchConnector, twitch_server: FakeTwitch) -> None:
+    req = request(ActionType.WARN, platform="twitch")
+    await twitch.apply(req)
+    call = twitch_server.calls[0]
+    assert (call.method, call.path) == ("POST", "/helix/moderation/warnings")
+    assert call.body == {"data": {"user_id": req.event.author_id, "reason": f"{CLAUSE} (case {req.case_id})"}}
+    assert twitch_server.warnings[0]["user_id"] == req.event.author_id
+    assert (await twitch.revert(req))["reversible"] is False and len(twitch_server.calls) == 1
+
+
+async def test_twitch_429_waits_until_ratelimit_reset(twitch: TwitchConnector, twitch_server: FakeTwitch) -> None:
+    twitch_server.configure(rate_limit_next=1, retry_after_s=3)
+    with pytest.raises(ConnectorError) as err:
+        await twitch.apply(request(ActionType.BAN, platform="twitch"))
+    assert err.value.retry_after_s is not None and 2.0 <= err.value.retry_after_s <= 4.0
+
+
+async def test_twitch_token_of_another_user_is_a_config_error(twitch_server: FakeTwitch) -> None:
+    twitch_server.reset()
+    wrong = TwitchConnector(token=twitch_server.token, client_id=twitch_server.client_id, moderator_id="999",
+                            base_url=twitch_server.base_url)
+    with pytest.raises(ConnectorConfigError, match="401.*moderator_id"):
+        await wrong.apply(request(ActionType.BAN, platform="twitch"))
+    bad_client = TwitchConnector(token=twitch_server.token, client_id="other", base_url=twitch_server.base_url,
+                                 moderator_id=twitch_server.moderator_id)
+    with pytest.raises(ConnectorConfigError, match="Client ID"):
+        await bad_client.apply(request(ActionType.BAN, platform="twitch"))
+    assert twitch_server.bans == set()
+
+
+# --- webhook, log and routing -------------------------------------------------------------------
+
+
+async def test_webhook_revert_posts_a_signed_revert_action() -> None:
+    seen: list[httpx.Request] = []
+
+    def receiver(r: httpx.Request) -> httpx.Response:
+        seen.append(r)
+        return httpx.Response(200, text="ok")
+
+    hook = WebhookConnector("http://receiver.test/hook", "s3cret", client=httpx.AsyncClient(
+        transport=httpx.MockTransport(receiver)))
+    req = request(ActionType.BAN)
+    await hook.revert(req)
+    assert (await hook.revert(request(ActionType.DELETE)))["reversible"] is False
+
+    (sent,) = seen
+    expected = "sha256=" + hmac.new(b"s3cret", sent.headers["X-Safety-Timestamp"].encode() + b"." + sent.content,
+                                    hashlib.sha256).hexdigest()
+    assert sent.headers["X-Safety-Signature"] == expected
+    assert json.loads(sent.content)["action"] == "revert_ban"
+    assert sent.headers["Idempotency-Key"] == req.idempotency_key
+
+
+def test_router_picks_the_platform_connector_only_when_configured() -> None:
+    settings = ConnectorSettings(discord_bot_token=SecretStr("t"), discord_guild_id="1")
+    router = build_router(settings)
+    assert router.for_platform("Discord").name == "discord"
+    assert router.for_platform("twitch").name == "log"
+    assert router.for_platform("telegram").name == "log"
+    assert isinstance(build_connector(settings, "discord"), DiscordConnector)
+    assert isinstance(build_connector(ConnectorSettings(), "discord"), LogConnector)
+
+
+def test_a_half_configured_platform_is_refused_at_start() -> None:
+    with pytest.raises(ConnectorConfigError, match="DISCORD_GUILD_ID"):
+        build_router(ConnectorSettings(discord_bot_token=SecretStr("t")))
+    with pytest.raises(ConnectorConfigError, match="TWITCH_CLIENT_ID.*TWITCH_MODERATOR_ID"):
+        build_router(ConnectorSettings(twitch_token=SecretStr("t")))
