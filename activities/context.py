@@ -18,6 +18,7 @@ from activities import names
 from core import store
 from core.metrics import EVENTS_PROCESSED_TOTAL, STAGE_DURATION_MS
 from domain.models import CaseContext, CaseRecord, ContextInput, Decision, SimilarCase
+from domain.review import ReviewEscalation, ReviewRecord
 
 log = logging.getLogger(__name__)
 _POINT_NAMESPACE = uuid.UUID("5b0b6f5e-7c4d-4f0e-9b1c-3a9d2f0e6c11")
@@ -98,3 +99,11 @@ class RecordActivities:
         if self.index and rec.decision.decision == Decision.ACTION and rec.screen.embedding:
             await self.index.add(rec)  # idempotent: the point id derives from the case id
         return inserted
+
+    @activity.defn(name=names.RECORD_REVIEW)
+    async def record_review(self, rec: ReviewRecord) -> bool:
+        return await store.record_review(self.pool, rec)
+
+    @activity.defn(name=names.ESCALATE_REVIEW)
+    async def escalate_review(self, esc: ReviewEscalation) -> None:
+        await store.escalate_review(self.pool, esc)

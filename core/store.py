@@ -13,7 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from domain.models import CaseRecord, UserHistory
+from domain.models import CaseRecord, Decision, UserHistory
+from domain.review import ReviewEscalation, ReviewRecord
 
 _AUDIT_LOCK = 7_240_002
 GENESIS_HASH = "0" * 64
@@ -63,8 +64,9 @@ async def record_case(pool: asyncpg.Pool, rec: CaseRecord) -> bool:
             INSERT INTO cases (case_id, platform, channel_id, author_id, target_id, message_id, event_type, content,
                 path, risk_score, category, category_scores, decision, needs_review, reasons, actions, context,
                 reasoning, stage_ms, model_version, policy_version, workflow_id, run_id, event_at, received_at,
-                completed_at)
-            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)
+                completed_at, review_status, review_queue)
+            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,
+                    $27,$28)
             ON CONFLICT (case_id) DO NOTHING
             RETURNING true
             """,
@@ -76,6 +78,7 @@ async def record_case(pool: asyncpg.Pool, rec: CaseRecord) -> bool:
             rec.reason.model_dump(mode="json") if rec.reason else None,
             rec.stage_ms, rec.screen.model_version, rec.policy_version, rec.workflow_id, rec.run_id,
             ev.timestamp, ev.received_at, rec.completed_at or datetime.now(UTC),
+            *(("pending", "standard") if rec.decision.decision == Decision.REVIEW else (None, None)),
         )
         if not inserted:
             return False
@@ -89,6 +92,38 @@ async def record_case(pool: asyncpg.Pool, rec: CaseRecord) -> bool:
             },
         )
     return True
+
+
+async def record_review(pool: asyncpg.Pool, rec: ReviewRecord) -> bool:
+    """Apply a moderator's decision to the case once (a retry finds it decided and changes nothing)."""
+    d = rec.decision
+    async with pool.acquire() as conn, conn.transaction():
+        updated = await conn.fetchval(
+            """
+            UPDATE cases SET decision = $2, category = $3, needs_review = false, review_status = 'decided',
+                   reviewer = $4, reviewed_at = now(), review = $5, actions = actions || $6::jsonb
+            WHERE case_id = $1 AND review_status IS DISTINCT FROM 'decided' RETURNING true
+            """,
+            rec.case_id, rec.final_decision, rec.category.value, d.reviewer, d.model_dump(mode="json"),
+            [a.model_dump(mode="json") for a in rec.actions],
+        )
+        if not updated:
+            return False
+        await append_audit(conn, actor=f"moderator:{d.reviewer}", kind="review", case_id=rec.case_id,
+                           payload={"decision": rec.final_decision, "category": rec.category.value,
+                                    "actions": [f"{a.action.value}:{a.status}" for a in rec.actions],
+                                    "note": d.note[:500]})
+    return True
+
+
+async def escalate_review(pool: asyncpg.Pool, esc: ReviewEscalation) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        updated = await conn.fetchval(
+            "UPDATE cases SET review_queue = $2 WHERE case_id = $1 AND review_status = 'pending' "
+            "AND review_queue IS DISTINCT FROM $2 RETURNING true", esc.case_id, esc.queue)
+        if updated:
+            await append_audit(conn, actor="system", kind="review_escalated", case_id=esc.case_id,
+                               payload={"queue": esc.queue, "sla_minutes": esc.sla_minutes})
 
 
 async def get_case(pool: asyncpg.Pool, case_id: str) -> dict[str, Any] | None:

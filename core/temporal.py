@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from core.settings import Settings
@@ -27,3 +30,31 @@ async def connect(settings: Settings, *, attempts: int = 30) -> Client:
 
 def workflow_id(event_id: str) -> str:
     return f"event-{event_id}"
+
+
+_INDEXED_TYPES = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+                  "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+                  "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL}
+
+
+async def ensure_search_attributes(client: Client) -> list[str]:
+    """Register the case search attributes that the server does not have yet; returns the names added.
+
+    The embedded dev server gets them on its command line; this is for external servers and the
+    time-skipping test server.
+    """
+    from core.services import SEARCH_ATTRIBUTES
+
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace))
+        have = set(existing.custom_attributes) | set(existing.system_attributes)
+    except RPCError as err:
+        if err.status != RPCStatusCode.UNIMPLEMENTED:  # the time-skipping server cannot list; it can add
+            raise
+        have = set()
+    missing = {k: _INDEXED_TYPES[v] for k, v in SEARCH_ATTRIBUTES.items() if k not in have}
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing))
+    return sorted(missing)

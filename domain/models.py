@@ -47,6 +47,7 @@ class Stage(StrEnum):
     DECIDING = "deciding"
     ACTING = "acting"
     RECORDING = "recording"
+    REVIEW = "review"
     COMPLETED = "completed"
 
 
@@ -105,6 +106,10 @@ class PolicyConfig(_Model):
     reasoning_attempt_timeout_s: float = 10.0
     reasoning_deadline_s: float = 30.0
     reasoning_max_attempts: int = 4
+    # Human review: after the SLA an unreviewed case moves to the senior queue; after the expiry the case
+    # stops waiting (it stays in the review queue in the database, and can still be decided by hand).
+    review_sla_minutes: int = 60
+    review_expiry_days: int = 7
 
 
 class ScreenInput(_Model):

@@ -98,3 +98,12 @@ def decide(screen: ScreenResult, reason: ReasonResult | None, policy: PolicyConf
         reasons=[*reasons, f"LLM: violates {verdict.policy_clause} ({verdict.confidence:.2f}): "
                            f"{verdict.rationale[:200]}"],
     )
+
+
+def review_actions(category: HarmCategory, requested: list[ActionType], timeout_minutes: int | None,
+                   policy: PolicyConfig, reviewer: str) -> list[PlannedAction]:
+    """The actions a moderator's 'violation' decision executes: the ones they chose, or delete + warn."""
+    chosen = requested or [ActionType.DELETE, ActionType.WARN]
+    minutes = timeout_minutes or policy.timeout_minutes
+    return [PlannedAction(action=a, duration_s=minutes * 60 if a == ActionType.TIMEOUT else None,
+                          reason=f"moderator {reviewer}: {category.value}") for a in dict.fromkeys(chosen)]

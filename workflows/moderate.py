@@ -8,6 +8,7 @@ LLM call becomes human review, never a sanction.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         ContextInput,
         DecideResult,
         Decision,
+        HarmCategory,
         ModerateEventInput,
         ReasonInput,
         ReasonResult,
@@ -35,7 +37,8 @@ with workflow.unsafe.imports_passed_through():
         ScreenResult,
         Stage,
     )
-    from domain.policy import clean_decision, decide, is_clean
+    from domain.policy import clean_decision, decide, is_clean, review_actions
+    from domain.review import SUBMIT_REVIEW_UPDATE, ReviewDecision, ReviewEscalation, ReviewOutcome, ReviewRecord
 
 # Task queues, one worker deployment each.
 MODERATION_QUEUE = "moderation"
@@ -108,6 +111,25 @@ class ModerateEventWorkflow:
     @workflow.init
     def __init__(self, inp: ModerateEventInput) -> None:
         self._progress = CaseProgress(stage=Stage.SCREENING)
+        self._awaiting_review = False
+        self._review: ReviewDecision | None = None
+        self._review_outcome: ReviewOutcome | None = None
+        self._escalated = False
+
+    @workflow.update(name=SUBMIT_REVIEW_UPDATE)
+    async def submit_review(self, decision: ReviewDecision) -> ReviewOutcome:
+        """A moderator's decision: returns once its actions are executed and the case is updated."""
+        self._review = decision
+        await workflow.wait_condition(lambda: self._review_outcome is not None)
+        assert self._review_outcome is not None
+        return self._review_outcome
+
+    @submit_review.validator
+    def _validate_review(self, decision: ReviewDecision) -> None:
+        if not self._awaiting_review:
+            raise ValueError("this case is not waiting for a review (it was decided, or is still being processed)")
+        if self._review is not None:
+            raise ValueError(f"this case was already decided by {self._review.reviewer}")
 
     @workflow.query(name="status")
     def status(self) -> CaseProgress:
@@ -176,7 +198,63 @@ class ModerateEventWorkflow:
             names.RECORD_CASE, record, task_queue=CONTEXT_QUEUE, start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=RECORD_RETRY, summary=f"record {decision.decision.value}",
         )
-        return self._finish(record, outcomes)
+        result = self._finish(record, outcomes)
+        if decision.decision == Decision.REVIEW:
+            result = await self._await_review(inp, record, result)
+        return result
+
+    async def _await_review(self, inp: ModerateEventInput, record: CaseRecord, result: CaseOutcome) -> CaseOutcome:
+        """Wait for a moderator (update ``submit_review``); escalate to the senior queue after the SLA."""
+        policy = inp.policy
+        self._awaiting_review = True
+        self._stage(Stage.REVIEW, f"waiting for a moderator (SLA {policy.review_sla_minutes} min)")
+        decided = await self._wait_review(timedelta(minutes=policy.review_sla_minutes))
+        if not decided:
+            self._escalated = True
+            await workflow.execute_activity(
+                names.ESCALATE_REVIEW, ReviewEscalation(case_id=record.case_id, sla_minutes=policy.review_sla_minutes),
+                task_queue=CONTEXT_QUEUE, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
+                summary="review SLA passed: moved to the senior queue",
+            )
+            self._stage(Stage.REVIEW, "waiting for a senior moderator (SLA passed)")
+            decided = await self._wait_review(timedelta(days=policy.review_expiry_days))
+        if not decided:
+            self._awaiting_review = False
+            self._stage(Stage.COMPLETED, "review expired without a decision")
+            return result
+        review = self._review
+        assert review is not None
+        self._awaiting_review = False
+        category = review.category if review.violation else HarmCategory.NONE
+        outcomes: list[ActionOutcome] = []
+        if review.violation:
+            planned = review_actions(category, review.actions, review.timeout_minutes, policy, review.reviewer)
+            decision = DecideResult(decision=Decision.ACTION, category=category, actions=planned)
+            self._stage(Stage.ACTING, f"moderator {review.reviewer}: executing the decision")
+            outcomes = await self._act(inp, decision)
+        final = Decision.ACTION if review.violation else Decision.ALLOW
+        await workflow.execute_activity(
+            names.RECORD_REVIEW, ReviewRecord(case_id=record.case_id, decision=review, final_decision=final.value,
+                                              category=category, actions=outcomes),
+            task_queue=CONTEXT_QUEUE, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
+            summary=f"record review by {review.reviewer}: {final.value}",
+        )
+        workflow.upsert_search_attributes([SA_DECISION.value_set(final.value), SA_NEEDS_REVIEW.value_set(False),
+                                           SA_CATEGORY.value_set(category.value)])
+        self._review_outcome = ReviewOutcome(case_id=record.case_id, decision=final.value, actions=outcomes,
+                                             reviewer=review.reviewer, escalated=self._escalated)
+        self._stage(Stage.COMPLETED, f"reviewed by {review.reviewer}: {final.value}")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return result.model_copy(update={"decision": final, "needs_review": False, "category": category,
+                                         "actions": outcomes,
+                                         "reasons": [*result.reasons, f"moderator {review.reviewer}: {final.value}"]})
+
+    async def _wait_review(self, timeout: timedelta) -> bool:
+        try:
+            await workflow.wait_condition(lambda: self._review is not None, timeout=timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
 
     async def _screen(self, inp: ModerateEventInput) -> ScreenResult:
         arg = ScreenInput(event_id=inp.event.event_id, content=inp.event.content)

@@ -95,3 +95,30 @@ async def test_audit_chain_is_intact(pool: asyncpg.Pool, workers: Settings) -> N
     assert intact and broken is None and count >= 1
     with pytest.raises(asyncpg.PostgresError, match="append-only"):
         await pool.execute("UPDATE audit_log SET actor = 'mallory'")
+
+
+async def test_review_decision_through_the_api_acts_within_a_second(
+        api: httpx.AsyncClient, keys: dict[str, str], workers: Settings, llm: FakeLLMServer,
+        pool: asyncpg.Pool) -> None:
+    llm.configure(error_rate=1.0, error_status=503)
+    try:
+        waiting = await _outcome(api, keys["ingest"], _body(ABUSIVE + " clown", author="author-9"), timeout=60)
+    finally:
+        llm.reset()
+    case_id = waiting["event_id"]
+    assert waiting["outcome"]["decision"] == "review"
+    mod = {"X-API-Key": keys["moderator"]}
+    queue = (await api.get("/v1/reviews", headers=mod)).json()
+    assert case_id in [item["case_id"] for item in queue["items"]]
+    assert (await api.post(f"/v1/reviews/{case_id}/claim", headers=mod)).status_code == 200
+    started = time.monotonic()
+    r = await api.post(f"/v1/reviews/{case_id}/decision", headers=mod,
+                       json={"violation": True, "category": "targeted_insult", "actions": ["delete", "timeout"],
+                             "timeout_minutes": 15, "note": "clear insult"})
+    elapsed = time.monotonic() - started
+    assert r.status_code == 200, r.text
+    assert elapsed < 1.0, f"decision took {elapsed:.2f}s to reach its actions"
+    assert r.json()["decision"] == "action"
+    assert {a["action"]: a["status"] for a in r.json()["actions"]} == {"delete": "applied", "timeout": "applied"}
+    row = await pool.fetchrow("SELECT decision, review_status, reviewer FROM cases WHERE case_id = $1", case_id)
+    assert row["decision"] == "action" and row["review_status"] == "decided" and row["reviewer"] == "test-moderator"

@@ -6,6 +6,7 @@ behaviour from the test, so each test pins one path through the workflow.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
@@ -41,6 +42,7 @@ from domain.models import (
     ScreenResult,
     Severity,
 )
+from domain.review import SUBMIT_REVIEW_UPDATE, ReviewDecision, ReviewEscalation, ReviewOutcome, ReviewRecord
 from workflows.moderate import ModerateEventWorkflow
 
 QUEUES = ("moderation", "screening", "context", "reasoning", "actions")
@@ -53,6 +55,9 @@ class Fakes:
         self.reason_calls = 0
         self.reason: Callable[[ReasonInput], ReasonResult] = lambda _: ReasonResult(status=ReasonStatus.UNAVAILABLE)
         self.fail_actions = False
+        self.reviews: list[ReviewRecord] = []
+        self.escalations: list[ReviewEscalation] = []
+        self.review_outcome: ReviewOutcome | None = None
 
     def activities(self) -> list[Any]:
         fakes = self
@@ -88,7 +93,16 @@ class Fakes:
             fakes.records.append(rec)
             return True
 
-        return [screen, context, reason, act, record]
+        @activity.defn(name=names.RECORD_REVIEW)
+        async def record_review(rec: ReviewRecord) -> bool:
+            fakes.reviews.append(rec)
+            return True
+
+        @activity.defn(name=names.ESCALATE_REVIEW)
+        async def escalate(esc: ReviewEscalation) -> None:
+            fakes.escalations.append(esc)
+
+        return [screen, context, reason, act, record, record_review, escalate]
 
 
 def _verdict(**overrides: Any) -> ReasonResult:
@@ -104,7 +118,12 @@ def _event(content: str) -> ChatEvent:
                      target_id="t1", content=content, received_at=datetime.now(UTC))
 
 
-async def _run(client: Client, fakes: Fakes, content: str, policy: PolicyConfig | None = None) -> tuple[CaseOutcome, Any]:
+NOT_A_VIOLATION = ReviewDecision(reviewer="mod-1", violation=False, note="banter")
+
+
+async def _run(client: Client, fakes: Fakes, content: str, policy: PolicyConfig | None = None,
+               review: ReviewDecision = NOT_A_VIOLATION) -> tuple[CaseOutcome, Any]:
+    """Run one case to its end; if it waits for a person, deliver ``review`` as the moderator would."""
     workers = [Worker(client, task_queue=q, workflows=[ModerateEventWorkflow] if q == "moderation" else [],
                       activities=fakes.activities()) for q in QUEUES]
     ev = _event(content)
@@ -115,7 +134,17 @@ async def _run(client: Client, fakes: Fakes, content: str, policy: PolicyConfig 
     try:
         handle = await client.start_workflow(ModerateEventWorkflow.run, inp, id=f"event-{ev.event_id}",
                                              task_queue="moderation")
-        result = await handle.result()
+        result_task = asyncio.create_task(handle.result())
+        while not result_task.done():
+            if fakes.records and fakes.records[-1].decision.decision == Decision.REVIEW:
+                try:
+                    fakes.review_outcome = await handle.execute_update(SUBMIT_REVIEW_UPDATE, review,
+                                                                       result_type=ReviewOutcome)
+                    break
+                except WorkflowUpdateFailedError:
+                    pass  # recorded, but the workflow task that starts the wait has not run yet
+            await asyncio.sleep(0.05)
+        result = await result_task
         history = await handle.fetch_history()
     finally:
         for w in workers:
@@ -159,16 +188,19 @@ async def test_no_llm_verdict_goes_to_review_never_a_sanction(wf_client: Client,
     fakes = Fakes()
     fakes.reason = lambda _: ReasonResult(status=status, detail="no provider")
     result, _ = await _run(wf_client, fakes, "score=0.95 i will find you")
-    assert result.decision == Decision.REVIEW and result.needs_review
-    assert not fakes.acted
-    assert any("human review" in r for r in result.reasons)
+    first = fakes.records[0].decision
+    assert first.decision == Decision.REVIEW and first.needs_review
+    assert any("human review" in r for r in first.reasons)
+    assert not fakes.acted, "no sanction without a verdict or a person"
+    assert result.decision == Decision.ALLOW and fakes.reviews[0].decision.reviewer == "mod-1"
 
 
 async def test_low_confidence_goes_to_review(wf_client: Client) -> None:
     fakes = Fakes()
     fakes.reason = lambda _: _verdict(confidence=0.4)
-    result, _ = await _run(wf_client, fakes, "score=0.7 hmm")
-    assert result.decision == Decision.REVIEW and "confidence" in " ".join(result.reasons)
+    await _run(wf_client, fakes, "score=0.7 hmm")
+    first = fakes.records[0].decision
+    assert first.decision == Decision.REVIEW and "confidence" in " ".join(first.reasons)
     assert not fakes.acted
 
 
@@ -182,8 +214,9 @@ async def test_provider_errors_exhaust_retries_then_review(wf_client: Client) ->
     policy = PolicyConfig(reasoning_deadline_s=20, reasoning_attempt_timeout_s=2, reasoning_max_attempts=3)
     result, _ = await _run(wf_client, fakes, "score=0.8 die", policy)
     assert fakes.reason_calls == 3
-    assert result.decision == Decision.REVIEW and not fakes.acted
-    assert any("LLMServerError" in r for r in result.reasons)
+    first = fakes.records[0].decision
+    assert first.decision == Decision.REVIEW and not fakes.acted
+    assert any("LLMServerError" in r for r in first.reasons)
 
 
 async def test_invalid_output_is_reported_as_such(wf_client: Client) -> None:
@@ -194,9 +227,10 @@ async def test_invalid_output_is_reported_as_such(wf_client: Client) -> None:
 
     fakes.reason = bad
     policy = PolicyConfig(reasoning_deadline_s=20, reasoning_attempt_timeout_s=2, reasoning_max_attempts=2)
-    result, _ = await _run(wf_client, fakes, "score=0.8 x", policy)
-    assert result.decision == Decision.REVIEW
-    assert any("invalid output" in r for r in result.reasons)
+    await _run(wf_client, fakes, "score=0.8 x", policy)
+    first = fakes.records[0].decision
+    assert first.decision == Decision.REVIEW
+    assert any("invalid output" in r for r in first.reasons)
 
 
 async def test_auth_error_is_not_retried(wf_client: Client) -> None:
@@ -206,8 +240,8 @@ async def test_auth_error_is_not_retried(wf_client: Client) -> None:
         raise ApplicationError("401", type="LLMAuthError", non_retryable=True)
 
     fakes.reason = unauthorised
-    result, _ = await _run(wf_client, fakes, "score=0.8 x")
-    assert fakes.reason_calls == 1 and result.decision == Decision.REVIEW
+    await _run(wf_client, fakes, "score=0.8 x")
+    assert fakes.reason_calls == 1 and fakes.records[0].decision.decision == Decision.REVIEW
 
 
 async def test_failed_platform_action_flags_review(wf_client: Client) -> None:
@@ -218,3 +252,57 @@ async def test_failed_platform_action_flags_review(wf_client: Client) -> None:
     assert result.decision == Decision.ACTION and result.needs_review
     assert all(a.status == "failed" for a in result.actions)
     assert fakes.records[0].decision.needs_review
+
+
+async def test_moderator_decision_executes_actions_and_answers_the_update(wf_client: Client) -> None:
+    fakes = Fakes()
+    decision = ReviewDecision(reviewer="mod-7", violation=True, category=HarmCategory.THREAT,
+                              actions=[ActionType.DELETE, ActionType.TIMEOUT], timeout_minutes=30)
+    result, _ = await _run(wf_client, fakes, "score=0.9 i know where you live", review=decision)
+    assert fakes.review_outcome is not None and fakes.review_outcome.decision == "action"
+    assert [o.action for o in fakes.review_outcome.actions] == [ActionType.DELETE, ActionType.TIMEOUT]
+    assert fakes.acted[0].actions[1].duration_s == 1800
+    assert fakes.reviews[0].final_decision == "action" and fakes.reviews[0].category == HarmCategory.THREAT
+    assert result.decision == Decision.ACTION and not result.needs_review and result.category == HarmCategory.THREAT
+
+
+async def test_review_is_refused_for_a_case_not_waiting(wf_client: Client) -> None:
+    fakes = Fakes()
+    workers = [Worker(wf_client, task_queue=q, workflows=[ModerateEventWorkflow] if q == "moderation" else [],
+                      activities=fakes.activities()) for q in QUEUES]
+    ev = _event("score=0.01 hi")
+    async with workers[0], workers[1], workers[2], workers[3], workers[4]:
+        handle = await wf_client.start_workflow(ModerateEventWorkflow.run, ModerateEventInput(event=ev),
+                                                id=f"event-{ev.event_id}", task_queue="moderation")
+        await handle.result()
+        with pytest.raises(Exception) as err:
+            await handle.execute_update(SUBMIT_REVIEW_UPDATE, NOT_A_VIOLATION, result_type=ReviewOutcome)
+        assert isinstance(err.value, WorkflowUpdateFailedError) or "completed" in str(err.value).lower()
+
+
+async def test_unreviewed_case_is_escalated_after_the_sla() -> None:
+    """Time-skipping server: the SLA timer fires without waiting an hour of wall-clock time."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from core.services import find_binary
+    from core.temporal import ensure_search_attributes
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_binary("temporal-test-server")), data_converter=pydantic_data_converter)
+    async with env:
+        assert "RiskScore" in await ensure_search_attributes(env.client)
+        fakes = Fakes()
+        workers = [Worker(env.client, task_queue=q, workflows=[ModerateEventWorkflow] if q == "moderation" else [],
+                          activities=fakes.activities()) for q in QUEUES]
+        ev = _event("score=0.9 unclear")
+        policy = PolicyConfig(review_sla_minutes=60, review_expiry_days=1, reasoning_deadline_s=5,
+                              reasoning_attempt_timeout_s=2)
+        async with workers[0], workers[1], workers[2], workers[3], workers[4]:
+            handle = await env.client.start_workflow(ModerateEventWorkflow.run,
+                                                     ModerateEventInput(event=ev, policy=policy),
+                                                     id=f"event-{ev.event_id}", task_queue="moderation")
+            result = await handle.result()  # skips the hour of SLA and the day of expiry
+    assert [e.case_id for e in fakes.escalations] == [ev.event_id]
+    assert fakes.escalations[0].queue == "senior"
+    assert result.decision == Decision.REVIEW and result.needs_review and not fakes.reviews
