@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import Services
-from api.routes import events, health
+from api.routes import appeals, audit, cases, events, exports, health, reviews, stats, users
 from core.db import create_pool
 from core.settings import Settings, get_settings
 from core.telemetry import instrument_fastapi, setup_tracing
@@ -114,6 +114,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(health.router)
     app.include_router(events.router)
+    app.include_router(reviews.router)
+    app.include_router(appeals.router)
+    app.include_router(cases.router)
+    app.include_router(users.router)
+    app.include_router(stats.router)
+    app.include_router(audit.router)
+    app.include_router(exports.router)
     app.mount("/metrics", make_asgi_app())
     app.add_middleware(BodySizeLimit, limit=settings.api.max_body_bytes)
     instrument_fastapi(app)

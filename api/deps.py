@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 import asyncpg
+import jwt
 import redis.asyncio as aioredis
 from fastapi import Depends, HTTPException, Request, Security, status
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from core import keys
@@ -61,10 +62,46 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                                description="An API key from `safety keys create`; roles: ingest, moderator, admin.")
 
 
-async def authenticate(services: ServicesDep, api_key: Annotated[str | None, Security(_api_key_header)]) -> KeyInfo:
+_bearer = HTTPBearer(auto_error=False, description="A moderator JWT (HS256 with SAFETY_JWT_SECRET; claims sub, "
+                                                   "role=moderator, exp), accepted wherever X-API-Key is.")
+# Roles a bearer token may carry. Admin work needs an API key, so every admin action traces to a stored key.
+_JWT_ROLES = frozenset({Role.MODERATOR})
+JWT_KEY_ID = 0  # KeyInfo.id of a token identity (stored keys start at 1)
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "APIKey, Bearer"})
+
+
+def _from_token(settings: Settings, token: str) -> KeyInfo:
+    """Verify an HS256 bearer token; the caller is identified by its ``sub`` claim (used as reviewer name)."""
+    if settings.jwt_secret is None:
+        raise _unauthorized("bearer tokens are not enabled on this server (SAFETY_JWT_SECRET is unset); "
+                            "use an X-API-Key header")
+    try:
+        claims = jwt.decode(token, settings.jwt_secret.get_secret_value(), algorithms=["HS256"],
+                            issuer=settings.jwt_issuer, options={"require": ["exp", "sub", "role"]})
+    except jwt.ExpiredSignatureError as err:
+        raise _unauthorized("bearer token expired; get a new one") from err
+    except jwt.InvalidTokenError as err:
+        raise _unauthorized(f"invalid bearer token: {err}") from err
+    sub, role = claims.get("sub"), claims.get("role")
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > 128:
+        raise _unauthorized("invalid bearer token: 'sub' must be a non-empty string of at most 128 characters")
+    if role not in {r.value for r in _JWT_ROLES}:
+        raise _unauthorized(f"invalid bearer token: role '{role}' cannot be granted by a token; "
+                            "tokens carry role 'moderator' (use an API key for other roles)")
+    return KeyInfo(JWT_KEY_ID, sub, Role(role), "jwt")
+
+
+async def authenticate(services: ServicesDep, api_key: Annotated[str | None, Security(_api_key_header)],
+                       bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> KeyInfo:
+    if not api_key and bearer is not None:
+        return _from_token(services.settings, bearer.credentials)
     if not api_key:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header: create a key with "
-                            "`safety keys create --name NAME --role ingest`", headers={"WWW-Authenticate": "APIKey"})
+                            "`safety keys create --name NAME --role ingest` (moderators may instead send "
+                            "`Authorization: Bearer <token>`)", headers={"WWW-Authenticate": "APIKey"})
     digest = keys.hash_key(api_key)
     cached = services.key_cache.get(digest)
     now = time.monotonic()
@@ -103,7 +140,8 @@ async def _rate_limit(services: ServicesDep, key: KeyInfo) -> None:
     """Fixed one-minute window per key in Redis. Redis down: fail open (documented), count it."""
     limit = services.settings.api.rate_limit_per_minute
     window = int(time.time() // 60)
-    rkey = f"ratelimit:{key.id}:{window}"
+    who = f"jwt:{key.name}" if key.id == JWT_KEY_ID else str(key.id)
+    rkey = f"ratelimit:{who}:{window}"
     try:
         pipe = services.redis.pipeline()
         pipe.incr(rkey)

@@ -13,6 +13,8 @@ from enum import StrEnum
 
 import asyncpg
 
+from core.store import append_audit
+
 
 class Role(StrEnum):
     INGEST = "ingest"
@@ -38,12 +40,16 @@ def new_key() -> tuple[str, str]:
     return f"sk_{prefix}_{secrets.token_urlsafe(32)}", prefix
 
 
-async def create_key(pool: asyncpg.Pool, *, name: str, role: Role) -> str:
+async def create_key(pool: asyncpg.Pool, *, name: str, role: Role, actor: str = "cli") -> str:
+    """Create a key and append ``key.create`` to the audit chain (name, role, prefix; never the secret)."""
     key, prefix = new_key()
-    await pool.execute(
-        "INSERT INTO api_keys (name, role, prefix, key_hash) VALUES ($1, $2, $3, $4)",
-        name, role.value, prefix, hash_key(key),
-    )
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO api_keys (name, role, prefix, key_hash) VALUES ($1, $2, $3, $4)",
+            name, role.value, prefix, hash_key(key),
+        )
+        await append_audit(conn, actor=actor, kind="key.create", case_id=None,
+                           payload={"name": name, "role": role.value, "prefix": prefix})
     return key
 
 
@@ -54,9 +60,44 @@ async def lookup_key(pool: asyncpg.Pool, key: str) -> KeyInfo | None:
     return KeyInfo(row["id"], row["name"], Role(row["role"]), row["prefix"]) if row else None
 
 
-async def revoke_key(pool: asyncpg.Pool, *, name: str) -> int:
-    result = await pool.execute("UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", name)
-    return int(result.split()[-1])
+async def revoke_key(pool: asyncpg.Pool, *, name: str, actor: str = "cli") -> int:
+    """Revoke every active key with this name; appends ``key.revoke`` when at least one was revoked."""
+    async with pool.acquire() as conn, conn.transaction():
+        prefixes = await conn.fetch(
+            "UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL RETURNING prefix", name)
+        if prefixes:
+            await append_audit(conn, actor=actor, kind="key.revoke", case_id=None,
+                               payload={"name": name, "prefixes": sorted(r["prefix"] for r in prefixes)})
+    return len(prefixes)
+
+
+class KeyNotFoundError(LookupError):
+    pass
+
+
+async def rotate_key(pool: asyncpg.Pool, *, name: str, actor: str = "cli") -> str:
+    """Replace the active key(s) named ``name`` with one new key of the same role, atomically.
+
+    The old keys are revoked in the same transaction; API processes that verified an old key in the
+    last minute keep accepting it until their cache entry expires (``Services.key_cache_ttl_s``).
+    Raises ``KeyNotFoundError`` when no active key has this name.
+    """
+    key, prefix = new_key()
+    async with pool.acquire() as conn, conn.transaction():
+        old = await conn.fetch(
+            "SELECT id, role, prefix FROM api_keys WHERE name = $1 AND revoked_at IS NULL ORDER BY id FOR UPDATE",
+            name)
+        if not old:
+            raise KeyNotFoundError(f"no active key named '{name}'; create one with `safety keys create`")
+        role = old[-1]["role"]  # the newest key's role, if several were created under one name
+        await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = ANY($1::bigint[])",
+                           [r["id"] for r in old])
+        await conn.execute("INSERT INTO api_keys (name, role, prefix, key_hash) VALUES ($1, $2, $3, $4)",
+                           name, role, prefix, hash_key(key))
+        await append_audit(conn, actor=actor, kind="key.rotate", case_id=None,
+                           payload={"name": name, "role": role, "prefix": prefix,
+                                    "revoked_prefixes": [r["prefix"] for r in old]})
+    return key
 
 
 async def list_keys(pool: asyncpg.Pool) -> list[dict[str, object]]:

@@ -76,11 +76,27 @@ class APISettings(BaseModel):
 
 
 class ConnectorSettings(BaseModel):
-    # "log" records the platform call it would make; "webhook" posts HMAC-signed JSON.
+    """How actions reach platforms. Events from Discord go to the Discord API when a bot token is set,
+    events from Twitch to Helix when a token is set; everything else goes to ``kind``."""
+
+    # Default for platforms without their own connector: "log" records the platform call it would make
+    # (applies nothing); "webhook" posts HMAC-signed JSON to webhook_url.
     kind: str = "log"
     webhook_url: str = ""
     webhook_secret: SecretStr | None = None
     timeout_s: float = 5.0
+    # Discord (REST v10). One guild per deployment: chat events carry the channel, not the guild.
+    discord_api_base: str = "https://discord.com/api/v10"
+    discord_bot_token: SecretStr | None = None
+    discord_guild_id: str = ""
+    discord_warning_template: str = (
+        "A moderator action was taken on your message in this server ({reason}). Please follow the rules."
+    )
+    # Twitch (Helix). The event's channel_id is the broadcaster; the token's user is the moderator.
+    twitch_api_base: str = "https://api.twitch.tv/helix"
+    twitch_client_id: str = ""
+    twitch_token: SecretStr | None = None
+    twitch_moderator_id: str = ""
 
 
 class WorkerSettings(BaseModel):
@@ -110,6 +126,10 @@ class Settings(BaseSettings):
     screening_model_dir: Path | None = None
     # HMAC key for deterministic event ids and audit chaining; must be set outside development.
     secret_key: SecretStr = SecretStr("dev-insecure-secret")
+    # HS256 secret for moderator bearer tokens (claims sub, role, exp); unset = bearer tokens refused.
+    jwt_secret: SecretStr | None = None
+    # When set, a token's `iss` claim must equal it.
+    jwt_issuer: str | None = None
     otlp_endpoint: str = ""
 
     @model_validator(mode="after")

@@ -64,20 +64,27 @@ async def _case_index(settings: Settings, stack: contextlib.AsyncExitStack) -> A
     return CaseIndex(client, settings.qdrant.collection)
 
 
-async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExitStack) -> WorkerSpec:
+async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExitStack,
+                     client: Client | None = None) -> WorkerSpec:
     """Open the clients a queue needs (closed by ``stack``) and list its workflows and activities."""
     if queue not in TASK_QUEUES:
         raise ValueError(f"unknown queue '{queue}': one of {', '.join(TASK_QUEUES)}")
     spec = WorkerSpec(queue=queue)
     if queue == "moderation":
+        from activities.appeals import AppealActivities
         from activities.context import RecordActivities
         from activities.screening import ScreeningActivities
+        from workflows.appeals import AppealWorkflow
         from workflows.moderate import ModerateEventWorkflow
 
-        spec.workflows = [ModerateEventWorkflow]
+        if client is None:
+            raise ValueError("the moderation worker needs the Temporal client (appeals reach session workflows)")
+        pool = await _pool(settings, stack)
+        appeals = AppealActivities(pool, client)
+        spec.workflows = [ModerateEventWorkflow, AppealWorkflow]
         # Local activities of the cheap clean path run here, beside the workflows.
-        spec.activities = [ScreeningActivities(_load_model(settings)).screen_event,
-                           RecordActivities(await _pool(settings, stack)).record_case]
+        spec.activities = [ScreeningActivities(_load_model(settings)).screen_event, RecordActivities(pool).record_case,
+                           appeals.remove_user_strike, appeals.record_appeal_outcome]
         spec.executor = ThreadPoolExecutor(max_workers=2)
     elif queue == "screening":
         from activities.screening import ScreeningActivities
@@ -89,20 +96,21 @@ async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExit
 
         pool = await _pool(settings, stack)
         index = await _case_index(settings, stack)
-        spec.activities = [ContextActivities(pool, index).retrieve_context, RecordActivities(pool, index).record_case]
+        record = RecordActivities(pool, index)
+        spec.activities = [ContextActivities(pool, index).retrieve_context, record.record_case, record.record_review,
+                           record.escalate_review]
     elif queue == "reasoning":
         from activities.reasoning import ReasoningActivities
 
         spec.activities = [ReasoningActivities(settings.llm, redis=_redis(settings)).reason_about_case]
     elif queue == "actions":
         from activities.actions import ActionActivities
-        from core.connectors import build_connector
+        from core.connectors import build_router
 
-        c = settings.connector
-        connector = build_connector(
-            c.kind, webhook_url=c.webhook_url, timeout_s=c.timeout_s,
-            webhook_secret=c.webhook_secret.get_secret_value() if c.webhook_secret else "")
-        spec.activities = [ActionActivities(await _pool(settings, stack), connector).execute_actions]
+        router = build_router(settings.connector)
+        stack.push_async_callback(router.aclose)
+        acts = ActionActivities(await _pool(settings, stack), router)
+        spec.activities = [acts.execute_actions, acts.revert_actions]
     return spec
 
 
@@ -125,7 +133,7 @@ def make_worker(client: Client, spec: WorkerSpec, settings: Settings,
 async def running_worker(client: Client, queue: str, settings: Settings) -> AsyncIterator[Worker]:
     """Build and run one queue's worker until the block exits, then shut it down explicitly."""
     async with contextlib.AsyncExitStack() as stack:
-        spec = await build_spec(queue, settings, stack)
+        spec = await build_spec(queue, settings, stack, client)
         worker = make_worker(client, spec, settings)
         async with worker:
             log.info("worker running", extra={"queue": queue})

@@ -63,7 +63,8 @@ def worker(queue: Annotated[str, typer.Option(help=f"Task queue to serve: {', '.
 @app.command()
 def migrate() -> None:
     """Create the database if needed and apply pending schema migrations (safe to run repeatedly)."""
-    from core.db import ensure_database, migrate as run_migrate
+    from core.db import ensure_database
+    from core.db import migrate as run_migrate
 
     _setup_logging()
     url = get_settings().database_url
@@ -126,6 +127,19 @@ def keys_revoke(name: Annotated[str, typer.Option(help="Revoke every active key 
     typer.echo(f"revoked {n} key(s)")
 
 
+@keys_app.command("rotate")
+def keys_rotate(name: Annotated[str, typer.Option(help="The name of the key to replace.")]) -> None:
+    """Replace the active key with this name by a new one of the same role and print it alone on stdout;
+    the old key is revoked at once (API processes that verified it keep accepting it for up to a minute)."""
+    from core.keys import KeyNotFoundError, rotate_key
+
+    try:
+        typer.echo(asyncio.run(_with_pool(lambda pool: rotate_key(pool, name=name))))
+    except KeyNotFoundError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def replay(
     file: Annotated[Path, typer.Argument(help="Events as JSON lines or CSV (columns as the ingest body; "
@@ -162,6 +176,9 @@ def _mount_optional() -> None:
         app.add_typer(model_cli.app, name="model", help="Train, evaluate and run the screening model.")
     except ImportError:
         pass
+    from core.cli import audit as audit_cli
+
+    app.add_typer(audit_cli.app, name="audit", help="Check the hash-chained audit log.")
     try:
         from core.cli import bench as bench_cli
 

@@ -1,0 +1,45 @@
+"""Transparency exports: EU DSA Article 17 statements of reasons, one per actioned case."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from api.deps import ServicesDep, require
+from api.routes.cases import ERRORS, invalid
+from core import reporting
+from core.keys import KeyInfo, Role
+
+router = APIRouter(prefix="/v1/exports", tags=["exports"])
+
+
+@router.get("/statements-of-reasons", responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}},
+                                                                  "description": "One statement per line."}},
+            response_class=StreamingResponse,
+            summary="DSA statements of reasons as JSON lines",
+            description="One statement per case with an applied platform action decided in [`from`, `to`). Field "
+                        "names follow the DSA Transparency Database API (decision_visibility, decision_account, "
+                        "decision_ground, incompatible_content_ground, category, automated_detection, "
+                        "automated_decision, application_date, ...), plus `redress` (how to appeal).")
+async def statements_of_reasons(
+    services: ServicesDep, _key: Annotated[KeyInfo, Depends(require(Role.ADMIN))],
+    from_: Annotated[datetime, Query(alias="from", description="ISO 8601, inclusive.")],
+    to: Annotated[datetime, Query(description="ISO 8601, exclusive.")],
+) -> StreamingResponse:
+    if from_.tzinfo is None or to.tzinfo is None:
+        raise invalid("from" if from_.tzinfo is None else "to", "give a time zone (e.g. 2026-11-01T00:00:00Z)")
+    if from_ >= to:
+        raise invalid("to", "must be after 'from'")
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for case in reporting.actioned_cases(services.pool, since=from_, until=to):
+            yield (json.dumps(reporting.statement_of_reasons(case), ensure_ascii=False) + "\n").encode()
+
+    name = f"statements-of-reasons_{from_:%Y%m%dT%H%M%S}_{to:%Y%m%dT%H%M%S}.jsonl"
+    return StreamingResponse(lines(), media_type="application/x-ndjson",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
