@@ -25,22 +25,27 @@ def top_category(categories: dict[str, float], thresholds: dict[str, float]) -> 
     return best
 
 
+def screen_text(model: ScreeningModel, text: str) -> ScreenResult:
+    """Score one message (normalisation and tokenisation included) and record the screening metrics."""
+    started = time.perf_counter()
+    scores = model.screen(text)
+    elapsed = (time.perf_counter() - started) * 1000
+    SCREENING_DURATION_MS.observe(elapsed)
+    SCREENING_CONFIDENCE.observe(scores.overall)
+    return ScreenResult(
+        risk_score=round(float(scores.overall), 6),
+        category_scores={k: round(float(v), 6) for k, v in scores.categories.items()},
+        top_category=top_category(scores.categories, model.category_thresholds),
+        embedding=[float(x) for x in scores.embedding],
+        model_version=model.version,
+        duration_ms=round(elapsed, 3),
+    )
+
+
 class ScreeningActivities:
     def __init__(self, model: ScreeningModel) -> None:
         self.model = model
 
     @activity.defn(name=names.SCREEN_EVENT)
     def screen_event(self, inp: ScreenInput) -> ScreenResult:
-        started = time.perf_counter()
-        scores = self.model.screen(inp.content)
-        elapsed = (time.perf_counter() - started) * 1000
-        SCREENING_DURATION_MS.observe(elapsed)
-        SCREENING_CONFIDENCE.observe(scores.overall)
-        return ScreenResult(
-            risk_score=round(float(scores.overall), 6),
-            category_scores={k: round(float(v), 6) for k, v in scores.categories.items()},
-            top_category=top_category(scores.categories, self.model.category_thresholds),
-            embedding=[float(x) for x in scores.embedding],
-            model_version=self.model.version,
-            duration_ms=round(elapsed, 3),
-        )
+        return screen_text(self.model, inp.content)

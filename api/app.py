@@ -94,8 +94,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = await create_pool(settings.database_url, min_size=settings.database.pool_min,
                                  max_size=settings.database.pool_max)
         redis = aioredis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        model = None
+        if settings.api.prescreen:
+            from core.screening import ScreeningModel
+
+            model = ScreeningModel.load(settings.screening_model_dir)
         app.state.services = Services(settings=settings, temporal=temporal, pool=pool, redis=redis,
-                                      policy=settings.effective_policy())
+                                      policy=settings.effective_policy(), model=model)
         try:
             yield
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 import jwt
@@ -30,6 +30,8 @@ class Services:
     pool: asyncpg.Pool
     redis: aioredis.Redis
     policy: PolicyConfig
+    # Loaded only in prescreen mode (SAFETY_API__PRESCREEN=true).
+    model: Any = None
     # Verified keys, so a PostgreSQL blip does not stop ingest for keys seen in the last minute.
     key_cache: dict[str, tuple[float, KeyInfo]] = field(default_factory=dict)
     key_cache_ttl_s: float = 60.0

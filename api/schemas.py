@@ -14,7 +14,8 @@ class EventMetadata(BaseModel):
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     timestamp: datetime | None = Field(None, description="When the message was sent on the platform (ISO 8601).")
-    user_reputation: float | None = Field(None, ge=0, le=100, description="Reputation of the target user (0..1 or 0..100).")
+    user_reputation: float | None = Field(None, ge=0, le=100,
+                                          description="Reputation of the target user (0..1 or 0..100).")
     author_reputation: float | None = Field(None, ge=0, le=100, description="Reputation of the author.")
     channel_history_count: int | None = Field(None, ge=0, le=10**9, description="Messages seen in the channel.")
 

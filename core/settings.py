@@ -73,6 +73,9 @@ class APISettings(BaseModel):
     max_content_bytes: int = 4096
     max_body_bytes: int = 16384
     rate_limit_per_minute: int = 6000
+    # Prescreen mode: the API screens each event itself, records clean ones directly and starts a workflow
+    # only for risky ones. Cheaper at high volume; clean events then have no workflow to trace.
+    prescreen: bool = False
 
 
 class ConnectorSettings(BaseModel):

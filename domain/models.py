@@ -248,6 +248,8 @@ class CaseRecord(_Model):
 class ModerateEventInput(_Model):
     event: ChatEvent
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    # Set in prescreen mode: the API already screened the event, so the workflow does not screen again.
+    prescreen: ScreenResult | None = None
 
 
 class CaseProgress(_Model):

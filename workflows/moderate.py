@@ -8,7 +8,7 @@ LLM call becomes human review, never a sanction.
 
 from __future__ import annotations
 
-import asyncio
+import builtins
 from datetime import timedelta
 
 from temporalio import workflow
@@ -249,14 +249,16 @@ class ModerateEventWorkflow:
                                          "actions": outcomes,
                                          "reasons": [*result.reasons, f"moderator {review.reviewer}: {final.value}"]})
 
-    async def _wait_review(self, timeout: timedelta) -> bool:
+    async def _wait_review(self, within: timedelta) -> bool:
         try:
-            await workflow.wait_condition(lambda: self._review is not None, timeout=timeout)
+            await workflow.wait_condition(lambda: self._review is not None, timeout=within)
             return True
-        except asyncio.TimeoutError:
+        except builtins.TimeoutError:
             return False
 
     async def _screen(self, inp: ModerateEventInput) -> ScreenResult:
+        if inp.prescreen is not None:
+            return inp.prescreen
         arg = ScreenInput(event_id=inp.event.event_id, content=inp.event.content)
         if inp.policy.local_screening:
             return await workflow.execute_local_activity(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -15,6 +16,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.screening import screen_text
 from api.deps import ServicesDep, require
 from api.schemas import ActionPublic, ErrorOut, EventIn, EventStatus, IngestAccepted, OutcomePublic
 from core import store
@@ -22,7 +24,8 @@ from core.keys import KeyInfo, Role
 from core.metrics import INGEST_DURATION_MS, INGEST_REQUESTS_TOTAL
 from core.settings import Settings
 from core.temporal import workflow_id
-from domain.models import CaseOutcome, CaseProgress, ChatEvent, ModerateEventInput
+from domain.models import CaseOutcome, CaseProgress, CaseRecord, ChatEvent, ModerateEventInput, ScreenResult
+from domain.policy import clean_decision, is_clean
 from workflows.moderate import MODERATION_QUEUE, search_attributes_for_start
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,16 @@ async def ingest(body: EventIn, services: ServicesDep,
     event_id = event_id_for(body)
     event = _to_domain(body, event_id)
     inp = ModerateEventInput(event=event, policy=services.policy)
+    if services.model is not None:
+        screen = await asyncio.to_thread(screen_text, services.model, event.content)
+        if is_clean(screen, inp.policy):
+            recorded = await _record_prescreened(services, event, screen)
+            if recorded is not None:
+                INGEST_REQUESTS_TOTAL.labels("202").inc()
+                INGEST_DURATION_MS.observe((time.perf_counter() - started) * 1000)
+                return IngestAccepted(event_id=event_id, processing_url=f"/v1/events/{event_id}/status",
+                                      duplicate=not recorded)
+        inp.prescreen = screen  # risky (or the database is down): the workflow takes it from here
     duplicate = False
     try:
         await services.temporal.start_workflow(
@@ -95,6 +108,20 @@ async def ingest(body: EventIn, services: ServicesDep,
     log.info("event accepted", extra={"event_id": event_id, "platform": event.platform, "duplicate": duplicate,
                                       "key": key.name})
     return IngestAccepted(event_id=event_id, processing_url=f"/v1/events/{event_id}/status", duplicate=duplicate)
+
+
+async def _record_prescreened(services: ServicesDep, event: ChatEvent, screen: ScreenResult) -> bool | None:
+    """Record a clean prescreened event directly. Returns True (recorded), False (already recorded), or
+    None when PostgreSQL is unavailable: then the caller starts the workflow, which retries until it can."""
+    record = CaseRecord(case_id=event.event_id, event=event, path="prescreen", screen=screen,
+                        decision=clean_decision(screen), policy_version=services.policy.version,
+                        completed_at=datetime.now(UTC), stage_ms={"screen": screen.duration_ms})
+    try:
+        return await store.record_case(services.pool, record)
+    except (OSError, asyncpg.PostgresError) as err:
+        log.warning("prescreen record failed; falling back to the workflow", extra={"event_id": event.event_id,
+                                                                                     "error": str(err)})
+        return None
 
 
 def _outcome_from_row(row: dict[str, Any]) -> OutcomePublic:
