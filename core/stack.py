@@ -162,7 +162,8 @@ def banner(settings: Settings, key: str | None) -> str:
     if key:
         lines += [f"  Dev API key     {key}   (also in {settings.data_dir / 'dev-api-key'})", "",
                   "Try it:",
-                  f"  curl -s -X POST {api}/v1/events/ingest -H \"X-API-Key: $(cat {settings.data_dir}/dev-api-key)\" \\",
+                  f"  curl -s -X POST {api}/v1/events/ingest "
+                  f"-H \"X-API-Key: $(cat {settings.data_dir}/dev-api-key)\" \\",
                   "    -H 'Content-Type: application/json' \\",
                   "    -d '{\"event_type\":\"message\",\"platform\":\"discord\",\"channel_id\":\"general\","
                   "\"user_id\":\"user_456\",\"author_id\":\"user_123\",\"content\":\"hello there\"}'"]

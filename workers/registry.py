@@ -19,12 +19,17 @@ from core.settings import TASK_QUEUES, Settings
 log = logging.getLogger(__name__)
 
 
+_SCREENING_THREADS = 4
+
+
 @dataclass
 class WorkerSpec:
     queue: str
     workflows: list[type] = field(default_factory=list)
     activities: list[Callable[..., Any]] = field(default_factory=list)
     executor: ThreadPoolExecutor | None = None
+    # CPU-bound queues: as many activities at once as the thread pool runs (ONNX uses one thread each).
+    max_concurrent_activities: int | None = None
 
 
 def _load_model(settings: Settings) -> Any:
@@ -85,12 +90,14 @@ async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExit
         # Local activities of the cheap clean path run here, beside the workflows.
         spec.activities = [ScreeningActivities(_load_model(settings)).screen_event, RecordActivities(pool).record_case,
                            appeals.remove_user_strike, appeals.record_appeal_outcome]
-        spec.executor = ThreadPoolExecutor(max_workers=2)
+        spec.executor = ThreadPoolExecutor(max_workers=_SCREENING_THREADS)
+        spec.max_concurrent_activities = _SCREENING_THREADS
     elif queue == "screening":
         from activities.screening import ScreeningActivities
 
         spec.activities = [ScreeningActivities(_load_model(settings)).screen_event]
-        spec.executor = ThreadPoolExecutor(max_workers=2)
+        spec.executor = ThreadPoolExecutor(max_workers=_SCREENING_THREADS)
+        spec.max_concurrent_activities = _SCREENING_THREADS
     elif queue == "context":
         from activities.context import ContextActivities, RecordActivities
 
@@ -124,7 +131,8 @@ def make_worker(client: Client, spec: WorkerSpec, settings: Settings,
                 interceptors: Sequence[Any] = ()) -> Worker:
     return Worker(
         client, task_queue=spec.queue, workflows=spec.workflows, activities=spec.activities,
-        activity_executor=spec.executor, max_concurrent_activities=settings.worker.max_concurrent_activities,
+        activity_executor=spec.executor,
+        max_concurrent_activities=spec.max_concurrent_activities or settings.worker.max_concurrent_activities,
         interceptors=list(interceptors),
     )
 

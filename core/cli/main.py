@@ -90,7 +90,8 @@ async def _with_pool(fn):  # type: ignore[no-untyped-def]
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key, e.g. the platform integration using it.")],
-    role: Annotated[str, typer.Option(help="ingest (post events), moderator (read and decide), admin (all).")] = "ingest",
+    role: Annotated[str, typer.Option(
+        help="ingest (post events), moderator (read and decide), admin (all).")] = "ingest",
 ) -> None:
     """Create a key and print it alone on stdout (it is shown once; only its hash is stored)."""
     from core.keys import Role, create_key
