@@ -104,6 +104,8 @@ class ConnectorSettings(BaseModel):
 
 class WorkerSettings(BaseModel):
     metrics_base_port: int = 9101  # moderation=9101, screening=9102, ...
+    # The Temporal SDK's own worker metrics (Prometheus), moderation=9201, ...; 0 turns them off.
+    sdk_metrics_base_port: int = 9201
     max_concurrent_activities: int = 50
 
 
@@ -187,6 +189,10 @@ class Settings(BaseSettings):
 
     def worker_metrics_port(self, queue: str) -> int:
         return self.worker.metrics_base_port + TASK_QUEUES.index(queue)
+
+    def worker_sdk_metrics_port(self, queue: str) -> int | None:
+        base = self.worker.sdk_metrics_base_port
+        return base + TASK_QUEUES.index(queue) if base else None
 
 
 @lru_cache(maxsize=1)

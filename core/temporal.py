@@ -8,20 +8,26 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.settings import Settings
 from core.telemetry import temporal_interceptors
 
 
-async def connect(settings: Settings, *, attempts: int = 30) -> Client:
+def metrics_runtime(port: int) -> Runtime:
+    """A Temporal runtime that serves the SDK's worker metrics for Prometheus on ``port``."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}")))
+
+
+async def connect(settings: Settings, *, attempts: int = 30, runtime: Runtime | None = None) -> Client:
     """Connect with the pydantic converter, retrying while the server starts (up to ``attempts`` s)."""
     last: Exception | None = None
     for _ in range(attempts):
         try:
             return await Client.connect(settings.temporal_address, namespace=settings.temporal.namespace,
                                         data_converter=pydantic_data_converter,
-                                        interceptors=temporal_interceptors())
+                                        interceptors=temporal_interceptors(), runtime=runtime)
         except RuntimeError as err:  # the bridge raises RuntimeError while the server is not up
             last = err
             await asyncio.sleep(1)

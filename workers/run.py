@@ -12,7 +12,7 @@ from prometheus_client import start_http_server
 from core.logging import configure_logging
 from core.settings import get_settings
 from core.telemetry import setup_tracing
-from core.temporal import connect
+from core.temporal import connect, metrics_runtime
 from workers.registry import running_worker
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,8 @@ async def serve(queue: str) -> None:
     settings = get_settings()
     setup_tracing(f"safety-worker-{queue}", otlp_endpoint=settings.otlp_endpoint)
     start_http_server(settings.worker_metrics_port(queue), addr="0.0.0.0")
-    client = await connect(settings)
+    sdk_port = settings.worker_sdk_metrics_port(queue)
+    client = await connect(settings, runtime=metrics_runtime(sdk_port) if sdk_port else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -33,8 +33,8 @@ CLEAN = "good game everyone, see you tomorrow"
 ABUSIVE = "you are a worthless idiot, nobody wants you here, go kill yourself"
 
 
-def _free_block(n: int) -> int:
-    for base in range(21000, 60000, 97):
+def _free_block(n: int, start: int = 21000) -> int:
+    for base in range(start, 60000, 97):
         ok = True
         for p in range(base, base + n):
             with socket.socket() as s:
@@ -51,6 +51,7 @@ class Stack:
         self.data_dir = data_dir
         self.ports = {"temporal": free_port(), "ui": free_port(), "tmetrics": free_port(), "pg": free_port(),
                       "redis": free_port(), "api": free_port(), "workers": _free_block(5)}
+        self.ports["sdk"] = _free_block(5, start=self.ports["workers"] + 5)
         self.env = {**os.environ,
                     "SAFETY_DATA_DIR": str(data_dir), "SAFETY_TEMPORAL__PORT": str(self.ports["temporal"]),
                     "SAFETY_TEMPORAL__UI_PORT": str(self.ports["ui"]),
@@ -58,18 +59,21 @@ class Stack:
                     "SAFETY_DATABASE__PORT": str(self.ports["pg"]), "SAFETY_REDIS__PORT": str(self.ports["redis"]),
                     "SAFETY_API__PORT": str(self.ports["api"]),
                     "SAFETY_WORKER__METRICS_BASE_PORT": str(self.ports["workers"]),
+                    "SAFETY_WORKER__SDK_METRICS_BASE_PORT": str(self.ports["sdk"]),
                     "SAFETY_LLM__BASE_URL": llm_url, "SAFETY_LLM__API_KEY": "test-key"}
         self.proc: subprocess.Popen[bytes] | None = None
         self.base_url = f"http://127.0.0.1:{self.ports['api']}"
 
     def start(self, timeout: float = 180) -> None:
-        log = open(self.data_dir / "up.log", "ab")  # noqa: SIM115
+        log_path = self.data_dir / "up.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        log = open(log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "core.cli.main", "up"], env=self.env, stdout=log,
                                      stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "safety up exited:\n" + self.log_tail()
-            if "Safety system is up." in self.log_tail(200):
+            if b"Safety system is up." in log_path.read_bytes()[offset:]:
                 return
             time.sleep(0.5)
         raise AssertionError("safety up not ready in time:\n" + self.log_tail())
@@ -86,7 +90,7 @@ class Stack:
     def workers(self) -> list[psutil.Process]:
         assert self.proc is not None
         return [p for p in psutil.Process(self.proc.pid).children(recursive=True)
-                if "worker" in " ".join(p.cmdline())]
+                if "core.cli.main" in (cmd := " ".join(p.cmdline())) and " worker " in f"{cmd} "]
 
     @property
     def key(self) -> str:
@@ -157,6 +161,17 @@ async def test_clean_and_abusive_events_reach_their_outcomes(stack: Stack) -> No
             break
         await asyncio.sleep(0.5)  # visibility lags about a second behind the workflow
     assert found and found[0]["execution"]["workflowId"] == f"event-{abusive['event_id']}"
+
+
+async def test_metrics_are_exported_by_the_api_and_every_worker(stack: Stack) -> None:
+    async with httpx.AsyncClient() as http:
+        api = (await http.get(f"{stack.base_url}/metrics/")).text
+        assert "safety_ingest_requests_total" in api
+        moderation = (await http.get(f"http://127.0.0.1:{stack.ports['workers']}/metrics")).text
+        assert "safety_events_processed_total" in moderation and "safety_screening_duration_ms" in moderation
+        for i in range(5):
+            sdk = (await http.get(f"http://127.0.0.1:{stack.ports['sdk'] + i}/metrics")).text
+            assert "temporal_" in sdk, f"no Temporal SDK metrics on worker {i}"
 
 
 async def test_killed_workers_lose_no_event(stack: Stack) -> None:
