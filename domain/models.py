@@ -87,6 +87,62 @@ class ScreeningThresholds(_Model):
     act: float = 0.85
 
 
+class LadderRung(_Model):
+    """One rung: the actions for the Nth weighted offence. ``duration_s`` applies to a timeout."""
+
+    actions: list[ActionType]
+    duration_s: int | None = None
+    label: str = ""
+
+
+def default_ladder() -> list[LadderRung]:
+    return [
+        LadderRung(actions=[ActionType.WARN], label="warn"),
+        LadderRung(actions=[ActionType.DELETE, ActionType.WARN], label="delete + warn"),
+        LadderRung(actions=[ActionType.TIMEOUT], duration_s=10 * 60, label="timeout 10 min"),
+        LadderRung(actions=[ActionType.TIMEOUT], duration_s=24 * 3600, label="timeout 24 h"),
+        LadderRung(actions=[ActionType.BAN], label="ban"),
+    ]
+
+
+def _default_category_weights() -> dict[HarmCategory, float]:
+    return {
+        HarmCategory.NONE: 0.0,
+        HarmCategory.PROFANITY: 0.5,
+        HarmCategory.TARGETED_INSULT: 1.0,
+        HarmCategory.IDENTITY_HATE: 1.5,
+        HarmCategory.THREAT: 2.0,
+    }
+
+
+def _default_severity_multipliers() -> dict[Severity, float]:
+    return {Severity.LOW: 0.5, Severity.MEDIUM: 1.0, Severity.HIGH: 1.5, Severity.CRITICAL: 3.0}
+
+
+class EscalationConfig(_Model):
+    """Per-deployment escalation settings. Travels in each strike, so a change reaches live sessions."""
+
+    category_weights: dict[HarmCategory, float] = Field(default_factory=_default_category_weights)
+    severity_multipliers: dict[Severity, float] = Field(default_factory=_default_severity_multipliers)
+    # A strike's weight falls linearly to zero over this window; an idle session ends after it.
+    decay_window_s: int = Field(default=30 * 24 * 3600, gt=0)
+    default_ladder: list[LadderRung] = Field(default_factory=default_ladder, min_length=1)
+    # Per-platform ladders (key: ChatEvent.platform); platforms not listed use ``default_ladder``.
+    ladders: dict[str, list[LadderRung]] = Field(default_factory=dict)
+
+
+class BrigadingConfig(_Model):
+    """Target protection: ``distinct_authors`` different authors within ``window_s`` is brigading."""
+
+    window_s: int = Field(default=60, gt=0)
+    distinct_authors: int = Field(default=20, ge=1)
+    # The flag clears once no incident has reached the target for this long.
+    quiet_period_s: int = Field(default=10 * 60, gt=0)
+    # While the flag is up, the screening review threshold for messages to the target is multiplied by this.
+    review_factor: float = Field(default=0.5, gt=0.0, le=1.0)
+    recommend_slow_mode: bool = True
+
+
 class PolicyConfig(_Model):
     """Decision parameters. They travel in the workflow input so every decision is recorded in history."""
 
@@ -110,6 +166,9 @@ class PolicyConfig(_Model):
     # stops waiting (it stays in the review queue in the database, and can still be decided by hand).
     review_sla_minutes: int = 60
     review_expiry_days: int = 7
+    # Strikes, decay and the escalation ladder (per platform); per-target brigading protection.
+    escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    brigading: BrigadingConfig = Field(default_factory=BrigadingConfig)
 
 
 class ScreenInput(_Model):

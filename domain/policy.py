@@ -107,3 +107,25 @@ def review_actions(category: HarmCategory, requested: list[ActionType], timeout_
     minutes = timeout_minutes or policy.timeout_minutes
     return [PlannedAction(action=a, duration_s=minutes * 60 if a == ActionType.TIMEOUT else None,
                           reason=f"moderator {reviewer}: {category.value}") for a in dict.fromkeys(chosen)]
+
+
+_SANCTIONS = frozenset({ActionType.TIMEOUT, ActionType.BAN})
+_ORDER = {ActionType.DELETE: 0, ActionType.WARN: 1, ActionType.TIMEOUT: 2, ActionType.BAN: 3, ActionType.ESCALATE: 4}
+
+
+def combine_actions(decided: list[PlannedAction], rung: list[PlannedAction]) -> list[PlannedAction]:
+    """The verdict's own actions plus the escalation ladder's rung, with at most one sanction.
+
+    Delete and warn are kept from both; of the sanctions (timeout, ban) only the strongest stays (a ban
+    beats any timeout, a longer timeout beats a shorter one), so the session's timer that lifts a timeout
+    can never undo a ban given by the same case.
+    """
+    kept: dict[ActionType, PlannedAction] = {}
+    for a in [*decided, *rung]:
+        if a.action not in _SANCTIONS:
+            kept.setdefault(a.action, a)
+    sanctions = [a for a in [*decided, *rung] if a.action in _SANCTIONS]
+    if sanctions:
+        strongest = max(sanctions, key=lambda a: (_ACTION_RANK[a.action], a.duration_s or 0))
+        kept[strongest.action] = strongest
+    return sorted(kept.values(), key=lambda a: _ORDER[a.action])

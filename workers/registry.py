@@ -79,16 +79,21 @@ async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExit
         from activities.appeals import AppealActivities
         from activities.context import RecordActivities
         from activities.screening import ScreeningActivities
+        from activities.sessions import SessionActivities
         from workflows.appeals import AppealWorkflow
         from workflows.moderate import ModerateEventWorkflow
+        from workflows.sessions import TargetSessionWorkflow, UserSessionWorkflow
 
         if client is None:
             raise ValueError("the moderation worker needs the Temporal client (appeals reach session workflows)")
         pool = await _pool(settings, stack)
         appeals = AppealActivities(pool, client)
-        spec.workflows = [ModerateEventWorkflow, AppealWorkflow]
-        # Local activities of the cheap clean path run here, beside the workflows.
+        sessions = SessionActivities(client, redis=_redis(settings))
+        spec.workflows = [ModerateEventWorkflow, AppealWorkflow, UserSessionWorkflow, TargetSessionWorkflow]
+        # Local activities run here, beside the workflows: screening and recording (the cheap clean path)
+        # and the session updates (update-with-start, one round trip each).
         spec.activities = [ScreeningActivities(_load_model(settings)).screen_event, RecordActivities(pool).record_case,
+                           sessions.apply_strike, sessions.record_target_incident,
                            appeals.remove_user_strike, appeals.record_appeal_outcome]
         spec.executor = ThreadPoolExecutor(max_workers=_SCREENING_THREADS)
         spec.max_concurrent_activities = _SCREENING_THREADS

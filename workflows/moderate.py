@@ -35,10 +35,19 @@ with workflow.unsafe.imports_passed_through():
         ReasonStatus,
         ScreenInput,
         ScreenResult,
+        Severity,
         Stage,
     )
-    from domain.policy import clean_decision, decide, is_clean, review_actions
+    from domain.policy import clean_decision, combine_actions, decide, is_clean, review_actions
     from domain.review import SUBMIT_REVIEW_UPDATE, ReviewDecision, ReviewEscalation, ReviewOutcome, ReviewRecord
+    from domain.sessions import (
+        APPLY_STRIKE,
+        RECORD_TARGET_INCIDENT,
+        StrikeInput,
+        StrikeResult,
+        TargetIncidentInput,
+        TargetState,
+    )
 
 # Task queues, one worker deployment each.
 MODERATION_QUEUE = "moderation"
@@ -70,6 +79,9 @@ REASON_RETRY_MAX_INTERVAL = timedelta(seconds=5)
 ACT_TIMEOUT = timedelta(seconds=30)
 ACT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60),
                         maximum_attempts=20, non_retryable_error_types=["ConnectorConfigError"])
+SESSION_TIMEOUT = timedelta(seconds=10)
+SESSION_DEADLINE = timedelta(seconds=60)
+SESSION_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5))
 RECORD_TIMEOUT = timedelta(seconds=15)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=30))
 
@@ -166,6 +178,8 @@ class ModerateEventWorkflow:
                                            SA_CATEGORY.value_set(screen.top_category.value)])
         stage_ms: dict[str, float] = {"screen": screen.duration_ms}
 
+        brigading = await self._target_incident(inp)
+
         started = workflow.now()
         self._stage(Stage.CONTEXT, f"risk {screen.risk_score:.2f} ({screen.top_category}): gathering context")
         context = await self._context(inp, screen)
@@ -178,6 +192,13 @@ class ModerateEventWorkflow:
 
         self._stage(Stage.DECIDING, f"reasoning: {reason.status.value}")
         decision = decide(screen, reason, policy)
+        if brigading is not None:
+            decision.reasons.append(
+                f"brigading: {brigading.distinct_authors} distinct authors aimed harmful messages at "
+                f"{ev.target_id} within {policy.brigading.window_s}s; moderators notified"
+                + ("; slow mode recommended" if brigading.slow_mode_recommended else ""))
+        if decision.decision == Decision.ACTION and reason.verdict is not None:
+            decision = await self._escalate(inp, decision, reason.verdict.severity)
 
         outcomes: list[ActionOutcome] = []
         if decision.actions:
@@ -230,6 +251,8 @@ class ModerateEventWorkflow:
         if review.violation:
             planned = review_actions(category, review.actions, review.timeout_minutes, policy, review.reviewer)
             decision = DecideResult(decision=Decision.ACTION, category=category, actions=planned)
+            if not review.actions:  # the moderator left the sanction to the policy: apply the ladder
+                decision = await self._escalate(inp, decision, Severity.MEDIUM)
             self._stage(Stage.ACTING, f"moderator {review.reviewer}: executing the decision")
             outcomes = await self._act(inp, decision)
         final = Decision.ACTION if review.violation else Decision.ALLOW
@@ -255,6 +278,47 @@ class ModerateEventWorkflow:
             return True
         except builtins.TimeoutError:
             return False
+
+    async def _target_incident(self, inp: ModerateEventInput) -> TargetState | None:
+        """Count this risky message against its target; returns the state when the target is brigaded."""
+        ev = inp.event
+        if not ev.target_id:
+            return None
+        try:
+            state = await workflow.execute_local_activity(
+                RECORD_TARGET_INCIDENT,
+                TargetIncidentInput(platform=ev.platform, target_id=ev.target_id, author_id=ev.author_id,
+                                    case_id=ev.event_id, at=ev.received_at, config=inp.policy.brigading),
+                result_type=TargetState, start_to_close_timeout=SESSION_TIMEOUT,
+                schedule_to_close_timeout=SESSION_DEADLINE, retry_policy=SESSION_RETRY,
+                summary=f"incident against target {ev.target_id}",
+            )
+        except ActivityError as err:
+            workflow.logger.warning("target session unavailable: %s", err)
+            return None
+        return state if state.brigading else None
+
+    async def _escalate(self, inp: ModerateEventInput, decision: DecideResult, severity: Severity) -> DecideResult:
+        """Record the strike in the author's session and apply its escalation ladder's rung."""
+        ev = inp.event
+        try:
+            strike = await workflow.execute_local_activity(
+                APPLY_STRIKE,
+                StrikeInput(platform=ev.platform, author_id=ev.author_id, case_id=ev.event_id,
+                            category=decision.category, severity=severity, at=ev.received_at,
+                            config=inp.policy.escalation, event=ev),
+                result_type=StrikeResult, start_to_close_timeout=SESSION_TIMEOUT,
+                schedule_to_close_timeout=SESSION_DEADLINE, retry_policy=SESSION_RETRY,
+                summary=f"strike for {ev.author_id}",
+            )
+        except ActivityError as err:
+            workflow.logger.warning("user session unavailable, acting without the ladder: %s", err)
+            decision.reasons.append("escalation ladder unavailable: acted on the verdict alone")
+            return decision
+        decision.actions = combine_actions(decision.actions, strike.actions)
+        decision.reasons.append(f"escalation level {strike.level}/{strike.ladder_size} ({strike.rung_label}); "
+                                f"{strike.strikes_active} active strike(s)")
+        return decision
 
     async def _screen(self, inp: ModerateEventInput) -> ScreenResult:
         if inp.prescreen is not None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import asyncpg
+import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, HTTPException, Path, status
 from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.common import WorkflowIDReusePolicy
@@ -17,14 +18,23 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.screening import screen_text
+from activities.sessions import brigading_key
 from api.deps import ServicesDep, require
 from api.schemas import ActionPublic, ErrorOut, EventIn, EventStatus, IngestAccepted, OutcomePublic
 from core import store
 from core.keys import KeyInfo, Role
-from core.metrics import INGEST_DURATION_MS, INGEST_REQUESTS_TOTAL
+from core.metrics import DEPENDENCY_DEGRADED_TOTAL, INGEST_DURATION_MS, INGEST_REQUESTS_TOTAL
 from core.settings import Settings
 from core.temporal import workflow_id
-from domain.models import CaseOutcome, CaseProgress, CaseRecord, ChatEvent, ModerateEventInput, ScreenResult
+from domain.models import (
+    CaseOutcome,
+    CaseProgress,
+    CaseRecord,
+    ChatEvent,
+    ModerateEventInput,
+    PolicyConfig,
+    ScreenResult,
+)
 from domain.policy import clean_decision, is_clean
 from workflows.moderate import MODERATION_QUEUE, search_attributes_for_start
 
@@ -76,7 +86,7 @@ async def ingest(body: EventIn, services: ServicesDep,
     _check_size(body, settings)
     event_id = event_id_for(body)
     event = _to_domain(body, event_id)
-    inp = ModerateEventInput(event=event, policy=services.policy)
+    inp = ModerateEventInput(event=event, policy=await _policy_for(services, event))
     if services.model is not None:
         screen = await asyncio.to_thread(screen_text, services.model, event.content)
         if is_clean(screen, inp.policy):
@@ -108,6 +118,23 @@ async def ingest(body: EventIn, services: ServicesDep,
     log.info("event accepted", extra={"event_id": event_id, "platform": event.platform, "duplicate": duplicate,
                                       "key": key.name})
     return IngestAccepted(event_id=event_id, processing_url=f"/v1/events/{event_id}/status", duplicate=duplicate)
+
+
+async def _policy_for(services: ServicesDep, event: ChatEvent) -> PolicyConfig:
+    """The policy for this event: lower review threshold while its target is being brigaded (a flag the
+    target's session publishes in Redis). Redis down: the normal policy (fail open, counted)."""
+    if not event.target_id:
+        return services.policy
+    try:
+        flag = await services.redis.get(brigading_key(event.platform, event.target_id))
+    except (aioredis.RedisError, OSError):
+        DEPENDENCY_DEGRADED_TOTAL.labels("redis").inc()
+        return services.policy
+    if flag is None:
+        return services.policy
+    policy = services.policy.model_copy(deep=True)
+    policy.thresholds.review = round(policy.thresholds.review * float(flag), 6)
+    return policy
 
 
 async def _record_prescreened(services: ServicesDep, event: ChatEvent, screen: ScreenResult) -> bool | None:

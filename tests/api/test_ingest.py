@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 from temporalio.client import Client
 
 from core.keys import Role
@@ -95,3 +96,26 @@ async def test_health_and_ready(api: httpx.AsyncClient) -> None:
 async def test_openapi_documents_the_ingest_route(api: httpx.AsyncClient) -> None:
     spec = (await api.get("/openapi.json")).json()
     assert "/v1/events/ingest" in spec["paths"] and "/v1/events/{event_id}/status" in spec["paths"]
+
+
+async def test_brigaded_target_gets_a_lower_review_threshold(api: httpx.AsyncClient, keys: dict[str, str],
+                                                              client: Client, settings: object) -> None:
+    import redis.asyncio as aioredis
+
+    from activities.sessions import brigading_key
+    from domain.models import ModerateEventInput
+
+    target = f"victim-{uuid.uuid4().hex[:8]}"
+    r = aioredis.from_url(settings.redis_url)  # type: ignore[attr-defined]
+    await r.set(brigading_key("discord", target), "0.5", ex=60)
+    await r.aclose()
+
+    async def review_threshold(user_id: str) -> float:
+        resp = await api.post("/v1/events/ingest", json=body(user_id=user_id), headers={"X-API-Key": keys["ingest"]})
+        history = await client.get_workflow_handle(f"event-{resp.json()['event_id']}").fetch_history()
+        attrs = history.events[0].workflow_execution_started_event_attributes
+        (inp,) = await client.data_converter.decode(attrs.input.payloads, [ModerateEventInput])
+        return inp.policy.thresholds.review
+
+    normal, lowered = await review_threshold("someone-else"), await review_threshold(target)
+    assert lowered == pytest.approx(normal * 0.5)

@@ -10,6 +10,7 @@ from domain.models import (
     Decision,
     HarmCategory,
     LLMVerdict,
+    PlannedAction,
     PolicyConfig,
     ReasonResult,
     ReasonStatus,
@@ -70,3 +71,19 @@ def test_no_sanction_without_a_confident_verdict(score: float, status: ReasonSta
         assert score >= POLICY.thresholds.review
     if d.decision == Decision.REVIEW:
         assert d.needs_review and not d.actions
+
+
+def _pa(action: ActionType, duration: int | None = None) -> PlannedAction:
+    return PlannedAction(action=action, duration_s=duration)
+
+
+def test_ladder_and_verdict_combine_to_one_strongest_sanction() -> None:
+    from domain.policy import combine_actions
+
+    verdict = [_pa(ActionType.DELETE), _pa(ActionType.TIMEOUT, 600)]
+    assert [(a.action, a.duration_s) for a in combine_actions(verdict, [_pa(ActionType.WARN)])] == [
+        (ActionType.DELETE, None), (ActionType.WARN, None), (ActionType.TIMEOUT, 600)]
+    longer = combine_actions(verdict, [_pa(ActionType.TIMEOUT, 86400)])
+    assert [(a.action, a.duration_s) for a in longer] == [(ActionType.DELETE, None), (ActionType.TIMEOUT, 86400)]
+    banned = combine_actions(verdict, [_pa(ActionType.BAN)])
+    assert [a.action for a in banned] == [ActionType.DELETE, ActionType.BAN]

@@ -34,6 +34,7 @@ from domain.models import (
     HarmCategory,
     LLMVerdict,
     ModerateEventInput,
+    PlannedAction,
     PolicyConfig,
     ReasonInput,
     ReasonResult,
@@ -43,6 +44,14 @@ from domain.models import (
     Severity,
 )
 from domain.review import SUBMIT_REVIEW_UPDATE, ReviewDecision, ReviewEscalation, ReviewOutcome, ReviewRecord
+from domain.sessions import (
+    APPLY_STRIKE,
+    RECORD_TARGET_INCIDENT,
+    StrikeInput,
+    StrikeResult,
+    TargetIncidentInput,
+    TargetState,
+)
 from workflows.moderate import ModerateEventWorkflow
 
 QUEUES = ("moderation", "screening", "context", "reasoning", "actions")
@@ -58,6 +67,10 @@ class Fakes:
         self.reviews: list[ReviewRecord] = []
         self.escalations: list[ReviewEscalation] = []
         self.review_outcome: ReviewOutcome | None = None
+        self.strikes: list[StrikeInput] = []
+        self.incidents: list[TargetIncidentInput] = []
+        self.rung: list[PlannedAction] = [PlannedAction(action=ActionType.WARN)]
+        self.brigading = False
 
     def activities(self) -> list[Any]:
         fakes = self
@@ -93,6 +106,18 @@ class Fakes:
             fakes.records.append(rec)
             return True
 
+        @activity.defn(name=APPLY_STRIKE)
+        async def strike(inp: StrikeInput) -> StrikeResult:
+            fakes.strikes.append(inp)
+            return StrikeResult(case_id=inp.case_id, level=len(fakes.strikes), ladder_size=5,
+                                actions=fakes.rung, rung_label="fake rung", strikes_active=len(fakes.strikes))
+
+        @activity.defn(name=RECORD_TARGET_INCIDENT)
+        async def incident(inp: TargetIncidentInput) -> TargetState:
+            fakes.incidents.append(inp)
+            return TargetState(platform=inp.platform, target_id=inp.target_id, brigading=fakes.brigading,
+                               distinct_authors=20 if fakes.brigading else 1)
+
         @activity.defn(name=names.RECORD_REVIEW)
         async def record_review(rec: ReviewRecord) -> bool:
             fakes.reviews.append(rec)
@@ -102,7 +127,7 @@ class Fakes:
         async def escalate(esc: ReviewEscalation) -> None:
             fakes.escalations.append(esc)
 
-        return [screen, context, reason, act, record, record_review, escalate]
+        return [screen, context, reason, act, record, record_review, escalate, strike, incident]
 
 
 def _verdict(**overrides: Any) -> ReasonResult:
@@ -306,3 +331,28 @@ async def test_unreviewed_case_is_escalated_after_the_sla() -> None:
     assert [e.case_id for e in fakes.escalations] == [ev.event_id]
     assert fakes.escalations[0].queue == "senior"
     assert result.decision == Decision.REVIEW and result.needs_review and not fakes.reviews
+
+
+async def test_ladder_rung_escalates_the_verdicts_sanction(wf_client: Client) -> None:
+    fakes = Fakes()
+    fakes.reason = lambda _: _verdict(severity=Severity.HIGH, recommended_action=ActionType.TIMEOUT)
+    fakes.rung = [PlannedAction(action=ActionType.BAN, reason="rung 5")]
+    result, _ = await _run(wf_client, fakes, "score=0.9 again")
+    assert [a.action for a in fakes.acted[0].actions] == [ActionType.DELETE, ActionType.BAN]
+    assert fakes.strikes[0].severity == Severity.HIGH and fakes.strikes[0].event is not None
+    assert any("escalation level 1/5" in r for r in result.reasons)
+
+
+async def test_brigaded_target_is_flagged_in_the_case(wf_client: Client) -> None:
+    fakes = Fakes()
+    fakes.brigading = True
+    fakes.reason = lambda _: _verdict()
+    result, _ = await _run(wf_client, fakes, "score=0.6 pile on")
+    assert fakes.incidents and fakes.incidents[0].target_id == "t1"
+    assert any(r.startswith("brigading: 20 distinct authors") for r in result.reasons)
+
+
+async def test_clean_events_touch_no_session(wf_client: Client) -> None:
+    fakes = Fakes()
+    await _run(wf_client, fakes, "score=0.01 hi")
+    assert not fakes.incidents and not fakes.strikes
