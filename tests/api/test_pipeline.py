@@ -122,3 +122,23 @@ async def test_review_decision_through_the_api_acts_within_a_second(
     assert {a["action"]: a["status"] for a in r.json()["actions"]} == {"delete": "applied", "timeout": "applied"}
     row = await pool.fetchrow("SELECT decision, review_status, reviewer FROM cases WHERE case_id = $1", case_id)
     assert row["decision"] == "action" and row["review_status"] == "decided" and row["reviewer"] == "test-moderator"
+
+
+async def test_five_abusive_messages_climb_the_escalation_ladder(
+        api: httpx.AsyncClient, keys: dict[str, str], workers: Settings, client: Client) -> None:
+    from domain.sessions import STATE_QUERY, UserSessionState, user_session_id
+
+    author = f"repeat-{uuid.uuid4().hex[:6]}"
+    rank = {"warn": 0, "timeout": 1, "ban": 2}
+    strongest: list[int] = []
+    for i in range(5):
+        out = await _outcome(api, keys["ingest"], _body(f"{ABUSIVE} #{i}", author=author))
+        assert out["outcome"]["decision"] == "action", out
+        assert any("escalation level" in r for r in out["outcome"]["reasons"])
+        acts = [a["action"] for a in out["outcome"]["actions"]]
+        strongest.append(max(rank.get(a, -1) for a in acts))
+    assert strongest == sorted(strongest), f"sanctions must never go down the ladder: {strongest}"
+    assert strongest[-1] == rank["ban"]
+    state = await client.get_workflow_handle(user_session_id("twitch", author)).query(
+        STATE_QUERY, result_type=UserSessionState)
+    assert state.strikes_active == 5 and state.banned
