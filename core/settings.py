@@ -179,12 +179,16 @@ class Settings(BaseSettings):
 
     def effective_policy(self) -> PolicyConfig:
         """The policy each workflow receives: the screening bands default to the model's shipped thresholds
-        (chosen on validation data) unless SAFETY_POLICY__THRESHOLDS__* set them."""
+        (chosen on validation data); SAFETY_POLICY__THRESHOLDS__REVIEW / __ACT override either one."""
         policy = self.policy.model_copy(deep=True)
         shipped = self.model_dir / "thresholds.json"
-        if "thresholds" not in self.policy.model_fields_set and shipped.exists():
+        if shipped.exists():
             thr = json.loads(shipped.read_text())
-            policy.thresholds = ScreeningThresholds(review=float(thr["review"]), act=float(thr["act"]))
+            overridden = self.policy.thresholds.model_fields_set if "thresholds" in self.policy.model_fields_set \
+                else set()
+            policy.thresholds = ScreeningThresholds(
+                review=policy.thresholds.review if "review" in overridden else float(thr["review"]),
+                act=policy.thresholds.act if "act" in overridden else float(thr["act"]))
         return policy
 
     def worker_metrics_port(self, queue: str) -> int:

@@ -87,3 +87,15 @@ def test_ladder_and_verdict_combine_to_one_strongest_sanction() -> None:
     assert [(a.action, a.duration_s) for a in longer] == [(ActionType.DELETE, None), (ActionType.TIMEOUT, 86400)]
     banned = combine_actions(verdict, [_pa(ActionType.BAN)])
     assert [a.action for a in banned] == [ActionType.DELETE, ActionType.BAN]
+
+
+def test_screening_bands_come_from_the_model_unless_overridden(monkeypatch: object) -> None:
+    import json
+
+    from core.settings import DEFAULT_MODEL_DIR, Settings
+
+    shipped = json.loads((DEFAULT_MODEL_DIR / "thresholds.json").read_text())
+    assert Settings().effective_policy().thresholds.review == shipped["review"]
+    monkeypatch.setenv("SAFETY_POLICY__THRESHOLDS__REVIEW", "0.42")  # type: ignore[attr-defined]
+    policy = Settings().effective_policy()
+    assert policy.thresholds.review == 0.42 and policy.thresholds.act == shipped["act"]
