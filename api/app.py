@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,8 +43,10 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
-class BodySizeLimit:
-    """Refuse bodies over the limit with 413 before they are read into memory (declared or streamed)."""
+class RequestGuard:
+    """Refuse, before any route runs: bodies over the size limit (413, declared or streamed), and NUL
+    characters in the URL or a JSON body (422; PostgreSQL cannot store them, so they would otherwise
+    fail deep inside a case)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -52,36 +55,53 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+            await _reject(send, 422, "NUL characters (%00) are not allowed in the URL")
+            return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._reject(send, int(declared))
+            await self._too_large(send, int(declared))
             return
+        # Bodies are small (the limit is a few KiB): read all of it, check it, then hand it on.
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> dict[str, object]:
-            nonlocal seen
+        more = True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > self.limit:
-                raise _TooLarge(seen)
-            return message
+                await self._too_large(send, seen)
+                return
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        if b"\\u0000" in body or b"\x00" in body:
+            await _reject(send, 422, "NUL characters (\\u0000) are not allowed in the request body")
+            return
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge as err:
-            await self._reject(send, err.size)
+        async def replay() -> dict[str, object]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for the disconnect
 
-    async def _reject(self, send: Send, size: int) -> None:
-        body = (f'{{"detail":"request body is at least {size:,} bytes; the limit is {self.limit:,} '
-                f'(SAFETY_API__MAX_BODY_BYTES)"}}').encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send, size: int) -> None:
+        await _reject(send, 413, f"request body is at least {size:,} bytes; the limit is {self.limit:,} "
+                                 "(SAFETY_API__MAX_BODY_BYTES)")
 
 
-class _TooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        self.size = size
+async def _reject(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -127,6 +147,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(exports.router)
     app.mount("/metrics", make_asgi_app())
-    app.add_middleware(BodySizeLimit, limit=settings.api.max_body_bytes)
+    app.add_middleware(RequestGuard, limit=settings.api.max_body_bytes)
     instrument_fastapi(app)
     return app

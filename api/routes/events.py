@@ -195,7 +195,15 @@ async def event_status(event_id: Annotated[uuid.UUID, Path(description="The even
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "status unavailable right now; retry",
                             headers={"Retry-After": "2"}) from err
     if desc.status == WorkflowExecutionStatus.COMPLETED:
-        res = await handle.result(result_type=CaseOutcome)
+        # The row is written before the workflow completes: it may have landed since the first read.
+        try:
+            row = await store.get_case(services.pool, eid)
+        except (OSError, asyncpg.PostgresError):
+            row = None
+        if row:
+            return EventStatus(**base, status="completed", stage="completed", risk_score=row["risk_score"],
+                               outcome=_outcome_from_row(row))
+        res = await services.temporal.get_workflow_handle(wid, result_type=CaseOutcome).result()
         return EventStatus(**base, status="completed", stage="completed", risk_score=res.risk_score,
                            outcome=_outcome_from_result(res))
     if desc.status != WorkflowExecutionStatus.RUNNING:

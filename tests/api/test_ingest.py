@@ -119,3 +119,11 @@ async def test_brigaded_target_gets_a_lower_review_threshold(api: httpx.AsyncCli
 
     normal, lowered = await review_threshold("someone-else"), await review_threshold(target)
     assert lowered == pytest.approx(normal * 0.5)
+
+
+async def test_nul_characters_are_refused_with_422(api: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    h = {"X-API-Key": keys["admin"]}
+    r = await api.post("/v1/events/ingest", json=body(content="hi\x00there"), headers=h)
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    r = await api.get("/v1/cases?platform=dis%00cord", headers=h)
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
