@@ -169,26 +169,19 @@ def _dev_key() -> str:
     return path.read_text().strip()
 
 
-def _mount_optional() -> None:
-    """Sub-apps for the model (train/eval/score) and benchmarks."""
-    try:
-        from core.cli import model as model_cli
-
-        app.add_typer(model_cli.app, name="model", help="Train, evaluate and run the screening model.")
-    except ImportError:
-        pass
+def _mount_subcommands() -> None:
+    """Sub-apps: the model (train/eval/score), the audit chain, and benchmarks. Their heavy imports
+    (onnxruntime, torch for training) happen inside their commands, so `safety --help` stays fast."""
     from core.cli import audit as audit_cli
+    from core.cli import bench as bench_cli
+    from core.cli import model as model_cli
 
+    app.add_typer(model_cli.app, name="model", help="Train, evaluate and run the screening model.")
     app.add_typer(audit_cli.app, name="audit", help="Check the hash-chained audit log.")
-    try:
-        from core.cli import bench as bench_cli
-
-        app.add_typer(bench_cli.app, name="bench", help="Measure latency and throughput.")
-    except ImportError:
-        pass
+    app.add_typer(bench_cli.app, name="bench", help="Measure latency and throughput.")
 
 
-_mount_optional()
+_mount_subcommands()
 
 if __name__ == "__main__":
     app()
