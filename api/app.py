@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,6 +37,12 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
               for e in exc.errors()]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     return JSONResponse({"detail": f"invalid request: {summary}", "errors": errors}, status_code=422)
+
+
+async def _data_error(_: Request, exc: Exception) -> JSONResponse:
+    """A value the database cannot hold (a date out of range, say) is the caller's input, not our fault."""
+    return JSONResponse({"detail": f"a value in the request is out of range: {str(exc).splitlines()[0][:200]}"},
+                        status_code=422)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -137,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(asyncpg.DataError, _data_error)
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(reviews.router)

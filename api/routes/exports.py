@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -33,6 +33,13 @@ async def statements_of_reasons(
 ) -> StreamingResponse:
     if from_.tzinfo is None or to.tzinfo is None:
         raise invalid("from" if from_.tzinfo is None else "to", "give a time zone (e.g. 2026-11-01T00:00:00Z)")
+    for name, value in (("from", from_), ("to", to)):
+        try:
+            in_range = 1970 <= value.astimezone(UTC).year <= 9999
+        except OverflowError:
+            in_range = False
+        if not in_range:
+            raise invalid(name, "must be between 1970 and 9999 (UTC)")
     if from_ >= to:
         raise invalid("to", "must be after 'from'")
 

@@ -7,22 +7,17 @@ so the figure is the reasoning stage alone: from scheduling the LLM call to its 
 back-off included (the workflow's ``stage_ms["reason"]``).
 """
 
-from __future__ import annotations
-
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-
-if TYPE_CHECKING:
-    from domain.models import CaseRecord
 
 QUEUES = ("moderation", "context", "reasoning", "actions")
 
 
-def _stand_ins(records: list[CaseRecord]) -> list[Any]:
+def _stand_ins(records: list[Any]) -> list[Any]:
     from temporalio import activity
 
     from activities import names
@@ -30,6 +25,7 @@ def _stand_ins(records: list[CaseRecord]) -> list[Any]:
         ActInput,
         ActResult,
         CaseContext,
+        CaseRecord,
         ContextInput,
         HarmCategory,
         ScreenInput,
@@ -73,7 +69,7 @@ def _stand_ins(records: list[CaseRecord]) -> list[Any]:
 
 
 async def run_reasoning_bench(*, cases: int, concurrency: int, latency_s: float, error_rate: float,
-                              seed: int = 7) -> dict[str, Any]:
+                              seed: int = 7, hang: bool = False) -> dict[str, Any]:
     import tempfile
     import time
     import uuid
@@ -95,12 +91,12 @@ async def run_reasoning_bench(*, cases: int, concurrency: int, latency_s: float,
     # Injected provider errors are expected here; their retry tracebacks would drown the report.
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
     logging.getLogger("activities.reasoning").setLevel(logging.ERROR)
-    records: list[CaseRecord] = []
+    records: list[Any] = []
     data_dir = Path(tempfile.mkdtemp(prefix="safety-bench-reasoning-"))
     server = TemporalDevServer(data_dir, port=free_port(), ui_port=free_port(), metrics_port=free_port(),
                                headless=True)
     server.start()
-    llm = FakeLLMServer(latency_s=latency_s, error_rate=error_rate, error_status=500, seed=seed).start()
+    llm = FakeLLMServer(latency_s=latency_s, error_rate=error_rate, error_status=500, seed=seed, hang=hang).start()
     try:
         client = await Client.connect(f"127.0.0.1:{server.port}", data_converter=pydantic_data_converter)
         reasoning = ReasoningActivities(LLMSettings(base_url=llm.base_url, api_key="bench", attempt_timeout_s=8))
@@ -138,6 +134,7 @@ async def run_reasoning_bench(*, cases: int, concurrency: int, latency_s: float,
         statuses[key] = statuses.get(key, 0) + 1
     return {
         "cases": len(records), "provider_latency_s": latency_s, "provider_error_rate": error_rate,
+        "provider_hangs": hang, "deadline_s": PolicyConfig().reasoning_deadline_s,
         "reason_p50_ms": round(percentile(reason_ms, 50)), "reason_p95_ms": round(percentile(reason_ms, 95)),
         "reason_p99_ms": round(percentile(reason_ms, 99)), "reason_max_ms": round(max(reason_ms, default=0)),
         "outcomes": statuses, "llm_calls": stats["outcomes"], "wall_s": round(wall, 1),
@@ -149,12 +146,13 @@ def reasoning(
     concurrency: Annotated[int, typer.Option(min=1, help="Cases in flight.")] = 20,
     latency: Annotated[float, typer.Option(help="Provider latency per call, seconds.")] = 1.0,
     error_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of calls answered 500.")] = 0.1,
+    hang: Annotated[bool, typer.Option(help="The provider never answers: measures time to human review.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Reasoning-stage latency (retries included) with a slow, failing provider; target p95 <= 5 s at
     1 s latency and 10% 5xx."""
     result = asyncio.run(run_reasoning_bench(cases=cases, concurrency=concurrency, latency_s=latency,
-                                             error_rate=error_rate))
+                                             error_rate=error_rate, hang=hang))
     if json_out:
         typer.echo(json.dumps(result))
         return

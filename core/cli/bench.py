@@ -133,9 +133,11 @@ def screening(
 
 
 def _mount() -> None:
+    from core.bench.e2e import e2e
     from core.bench.reasoning import reasoning
 
     app.command("reasoning")(reasoning)
+    app.command("e2e")(e2e)
 
 
 _mount()

@@ -127,3 +127,10 @@ async def test_nul_characters_are_refused_with_422(api: httpx.AsyncClient, keys:
     assert r.status_code == 422 and "NUL" in r.json()["detail"]
     r = await api.get("/v1/cases?platform=dis%00cord", headers=h)
     assert r.status_code == 422 and "NUL" in r.json()["detail"]
+
+
+async def test_dates_the_database_cannot_hold_are_422(api: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    r = await api.get("/v1/exports/statements-of-reasons",
+                      params={"from": "0001-01-01T02:33:22+11:11", "to": "0001-01-01T01:00:01Z"},
+                      headers={"X-API-Key": keys["admin"]})
+    assert r.status_code == 422 and "from" in r.json()["detail"]

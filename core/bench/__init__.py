@@ -1,0 +1,1 @@
+"""Benchmarks of the running system (``safety bench e2e``)."""
