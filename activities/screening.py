@@ -25,18 +25,23 @@ def top_category(categories: dict[str, float], thresholds: dict[str, float]) -> 
     return best
 
 
-def screen_text(model: ScreeningModel, text: str) -> ScreenResult:
-    """Score one message (normalisation and tokenisation included) and record the screening metrics."""
+def screen_text(model: ScreeningModel, text: str, *, embedding_from: float | None = None) -> ScreenResult:
+    """Score one message (normalisation and tokenisation included) and record the screening metrics.
+
+    The embedding is included only when the score reaches ``embedding_from`` (None: always).
+    """
     started = time.perf_counter()
     scores = model.screen(text)
     elapsed = (time.perf_counter() - started) * 1000
     SCREENING_DURATION_MS.observe(elapsed)
     SCREENING_CONFIDENCE.observe(scores.overall)
+    risk = round(float(scores.overall), 6)
     return ScreenResult(
-        risk_score=round(float(scores.overall), 6),
+        risk_score=risk,
         category_scores={k: round(float(v), 6) for k, v in scores.categories.items()},
         top_category=top_category(scores.categories, model.category_thresholds),
-        embedding=[float(x) for x in scores.embedding],
+        embedding=[round(float(x), 5) for x in scores.embedding]
+        if embedding_from is None or risk >= embedding_from else [],
         model_version=model.version,
         duration_ms=round(elapsed, 3),
     )
@@ -48,4 +53,4 @@ class ScreeningActivities:
 
     @activity.defn(name=names.SCREEN_EVENT)
     def screen_event(self, inp: ScreenInput) -> ScreenResult:
-        return screen_text(self.model, inp.content)
+        return screen_text(self.model, inp.content, embedding_from=inp.embedding_from)

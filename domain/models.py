@@ -174,6 +174,9 @@ class PolicyConfig(_Model):
 class ScreenInput(_Model):
     event_id: str
     content: str
+    # The embedding is returned only at or above this score (the risky path, where context retrieval
+    # uses it); the clean path keeps it out of history, which is most of that path's cost. None = always.
+    embedding_from: float | None = None
 
 
 class ScreenResult(_Model):

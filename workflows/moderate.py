@@ -323,7 +323,8 @@ class ModerateEventWorkflow:
     async def _screen(self, inp: ModerateEventInput) -> ScreenResult:
         if inp.prescreen is not None:
             return inp.prescreen
-        arg = ScreenInput(event_id=inp.event.event_id, content=inp.event.content)
+        arg = ScreenInput(event_id=inp.event.event_id, content=inp.event.content,
+                          embedding_from=inp.policy.thresholds.review)
         if inp.policy.local_screening:
             return await workflow.execute_local_activity(
                 names.SCREEN_EVENT, arg, result_type=ScreenResult, start_to_close_timeout=SCREEN_TIMEOUT,
