@@ -70,6 +70,8 @@ class OutcomePublic(BaseModel):
     model_version: str = ""
     stage_ms: dict[str, float] = Field(default_factory=dict)
     completed_at: datetime | None = None
+    review_status: Literal["pending", "decided"] | None = Field(
+        None, description="pending: waiting for a moderator (POST /v1/reviews/{id}/decision); decided: reviewed.")
 
 
 class EventStatus(BaseModel):

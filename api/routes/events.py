@@ -158,7 +158,7 @@ def _outcome_from_row(row: dict[str, Any]) -> OutcomePublic:
         actions=[ActionPublic(**{k: a.get(k, "") for k in ("action", "status", "connector", "detail")})
                  for a in row["actions"]],
         reasons=row["reasons"], policy_version=row["policy_version"], model_version=row["model_version"],
-        stage_ms=row["stage_ms"], completed_at=row["completed_at"],
+        stage_ms=row["stage_ms"], completed_at=row["completed_at"], review_status=row.get("review_status"),
     )
 
 

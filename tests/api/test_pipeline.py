@@ -106,7 +106,7 @@ async def test_review_decision_through_the_api_acts_within_a_second(
     finally:
         llm.reset()
     case_id = waiting["event_id"]
-    assert waiting["outcome"]["decision"] == "review"
+    assert waiting["outcome"]["decision"] == "review" and waiting["outcome"]["review_status"] == "pending"
     mod = {"X-API-Key": keys["moderator"]}
     queue = (await api.get("/v1/reviews", headers=mod)).json()
     assert case_id in [item["case_id"] for item in queue["items"]]
