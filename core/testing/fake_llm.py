@@ -33,7 +33,6 @@ import asyncio
 import json
 import random
 import re
-import socket
 import threading
 import time
 import uuid
@@ -46,6 +45,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.testing.http_server import BackgroundHTTPServer
 from domain.prompts import CHAT_END, CHAT_START
 
 __all__ = ["CLEAN_VERDICT", "DEFAULT_RULES", "FakeLLMConfig", "FakeLLMServer", "VerdictRule", "create_app"]
@@ -374,9 +374,7 @@ class FakeLLMServer:
         self.host = host
         self.port = port
         self._state = _FakeState(FakeLLMConfig(**config), max_recorded=max_recorded)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._http = BackgroundHTTPServer(host, port, "fake-llm")
 
     @property
     def base_url(self) -> str:
@@ -404,44 +402,15 @@ class FakeLLMServer:
 
     def start(self, timeout_s: float = 10.0) -> FakeLLMServer:
         """Bind, serve in a daemon thread, and return once the server accepts connections."""
-        if self._thread is not None:
-            raise RuntimeError("fake LLM server already started")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        self._socket = sock
         self._state.stopping = False
-        config = uvicorn.Config(
-            create_app(self._state),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-llm", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"fake LLM server did not start on {self.host}:{self.port}")
-            time.sleep(0.01)
+        self._http.serve(create_app(self._state), timeout_s)
+        self.port = self._http.port
         return self
 
     def stop(self) -> None:
         """Release hung requests, shut down, and close the port (new connections are refused)."""
         self._state.stopping = True
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._socket is not None:
-            self._socket.close()
-        self._server, self._thread, self._socket = None, None, None
+        self._http.shutdown()
 
     def __enter__(self) -> FakeLLMServer:
         return self.start()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -30,10 +29,11 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import unquote
 
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+
+from core.testing.http_server import BackgroundHTTPServer
 
 __all__ = ["FakeDiscord", "FakePlatformConfig", "FakeTwitch", "RecordedCall"]
 
@@ -132,9 +132,7 @@ class _FakePlatform:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host, self.port = host, port
         self.state = _State()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._http = BackgroundHTTPServer(host, port, self.thread_name)
 
     # --- what tests use -------------------------------------------------------------------------
     @property
@@ -206,38 +204,15 @@ class _FakePlatform:
         return app
 
     def start(self, timeout_s: float = 10.0) -> Self:
-        if self._thread is not None:
-            raise RuntimeError(f"{self.thread_name} already started")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        self._socket = sock
         self.state.stopping = False
-        config = uvicorn.Config(self.create_app(), log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=self.thread_name, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.thread_name} did not start on {self.host}:{self.port}")
-            time.sleep(0.01)
+        self._http.serve(self.create_app(), timeout_s)
+        self.port = self._http.port
         return self
 
     def stop(self) -> None:
         """Release hung requests, shut down, and close the port (new connections are refused)."""
         self.state.stopping = True
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._socket is not None:
-            self._socket.close()
-        self._server, self._thread, self._socket = None, None, None
+        self._http.shutdown()
 
     def __enter__(self) -> Self:
         return self.start()

@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from core.services import SEARCH_ATTRIBUTES as EMBEDDED_SEARCH_ATTRIBUTES
+
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the manifests (pip install pyyaml)")
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,17 +53,7 @@ EXPECTED_ALERTS = {
     "FalsePositiveRateHigh": "1h",
     "ActionFailures": "5m",
 }
-SEARCH_ATTRIBUTES = {
-    "CaseId": "Keyword",
-    "Platform": "Keyword",
-    "ChannelId": "Keyword",
-    "AuthorId": "Keyword",
-    "TargetId": "Keyword",
-    "Category": "Keyword",
-    "Decision": "Keyword",
-    "RiskScore": "Double",
-    "NeedsReview": "Bool",
-}
+SEARCH_ATTRIBUTES = EMBEDDED_SEARCH_ATTRIBUTES  # what `safety up` registers; compose must match it
 METRICS_BASE_PORT = 9101
 BUILTIN_API_GROUPS = {"", "apps", "batch", "policy", "autoscaling", "networking.k8s.io", "rbac.authorization.k8s.io"}
 
