@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import names
 from core.connectors import ActionRequest, Connector, ConnectorConfigError, ConnectorError, ConnectorRouter
-from core.metrics import ACTION_FAILED_TOTAL, ACTIONS_APPLIED_TOTAL
+from core.metrics import ACTION_FAILED_TOTAL, ACTIONS_APPLIED_TOTAL, SANCTION_CAP_REACHED_TOTAL
 from domain.actions import RevertInput
 from domain.models import ActInput, ActionOutcome, ActionType, ActResult, PlannedAction
 
@@ -36,8 +36,11 @@ JSONDict = dict[str, object]
 class ActionActivities:
     """Holds the database pool and the connectors (one router, built once by the worker)."""
 
-    def __init__(self, pool: asyncpg.Pool, connectors: ConnectorRouter | Connector) -> None:
+    def __init__(self, pool: asyncpg.Pool, connectors: ConnectorRouter | Connector, *,
+                 daily_caps: dict[ActionType, int] | None = None) -> None:
         self.pool = pool
+        # Circuit breaker: automated sanctions per community per UTC day (a bad model cannot ban a community).
+        self.daily_caps = daily_caps if daily_caps is not None else {ActionType.BAN: 50, ActionType.TIMEOUT: 500}
         # A single connector (tests, older wiring) serves every platform.
         self.router = connectors if isinstance(connectors, ConnectorRouter) else ConnectorRouter(connectors)
 
@@ -59,8 +62,17 @@ class ActionActivities:
             await self._claim(req, connector=connector.name, status="shadow", label=planned.action.value,
                               payload=req.payload())
             return outcome("shadow", "shadow mode: not applied")
+        payload = {**req.payload(), "automated": inp.automated}
+        cap = self.daily_caps.get(planned.action) if inp.automated else None
+        if cap is not None and await self._applied_today(inp, planned.action) >= cap:
+            existing = await self._claim(req, connector=connector.name, status="capped", label=planned.action.value,
+                                         payload=payload)
+            if existing in (None, "capped"):
+                SANCTION_CAP_REACHED_TOTAL.labels(inp.event.platform, planned.action.value).inc()
+                return outcome("capped", f"daily cap of {cap} automated {planned.action.value}s in "
+                                         f"{inp.event.platform}/{inp.event.channel_id} reached: not applied")
         existing = await self._claim(req, connector=connector.name, status="pending", label=planned.action.value,
-                                     payload=req.payload())
+                                     payload=payload)
         if existing == "applied":
             return outcome("duplicate", "already applied; not repeated")
         response = await _call_platform(connector.apply, req, connector.name)
@@ -137,6 +149,17 @@ class ActionActivities:
             req.idempotency_key, req.case_id, req.event.platform, label, connector, status, payload,
         )
         return None if row["new"] else row["old"]
+
+    async def _applied_today(self, inp: ActInput, action: ActionType) -> int:
+        """Automated sanctions of this kind applied today in the event's community (platform + channel)."""
+        return int(await self.pool.fetchval(
+            """
+            SELECT count(*) FROM actions
+            WHERE platform = $1 AND action = $2 AND status = 'applied' AND request->>'channel_id' = $3
+              AND request->>'automated' = 'true' AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC')
+            """,
+            inp.event.platform, action.value, inp.event.channel_id,
+        ))
 
     async def _finish(self, key: str, status: str, response: dict[str, object]) -> None:
         await self.pool.execute("UPDATE actions SET status = $2, response = $3 WHERE idempotency_key = $1",

@@ -52,3 +52,6 @@ INGEST_DURATION_MS = Histogram(
 DEPENDENCY_DEGRADED_TOTAL = Counter(
     "safety_dependency_degraded_total", "Requests served in degraded mode because a dependency was down.", ["dependency"],
 )
+SANCTION_CAP_REACHED_TOTAL = Counter(
+    "safety_sanction_cap_reached_total", "Automated bans/timeouts withheld because the community's daily cap was reached.", ["platform", "action"],
+)

@@ -82,6 +82,11 @@ class ConnectorSettings(BaseModel):
     """How actions reach platforms. Events from Discord go to the Discord API when a bot token is set,
     events from Twitch to Helix when a token is set; everything else goes to ``kind``."""
 
+    # Circuit breaker: automated bans / timeouts applied per platform community (channel) per UTC day.
+    # Over the cap the sanction is not applied and the case goes to a person (alert: AutomatedSanctionCap).
+    daily_ban_cap: int = 50
+    daily_timeout_cap: int = 500
+
     # Default for platforms without their own connector: "log" records the platform call it would make
     # (applies nothing); "webhook" posts HMAC-signed JSON to webhook_url.
     kind: str = "log"

@@ -275,6 +275,8 @@ class ActInput(_Model):
     event: ChatEvent
     actions: list[PlannedAction]
     shadow: bool = False
+    # False when a moderator decided: the daily caps on automated sanctions do not apply to people.
+    automated: bool = True
 
 
 class ActionOutcome(_Model):

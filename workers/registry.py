@@ -121,7 +121,11 @@ async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExit
 
         router = build_router(settings.connector)
         stack.push_async_callback(router.aclose)
-        acts = ActionActivities(await _pool(settings, stack), router)
+        from domain.models import ActionType
+
+        caps = {ActionType.BAN: settings.connector.daily_ban_cap,
+                ActionType.TIMEOUT: settings.connector.daily_timeout_cap}
+        acts = ActionActivities(await _pool(settings, stack), router, daily_caps=caps)
         spec.activities = [acts.execute_actions, acts.revert_actions]
     return spec
 

@@ -209,6 +209,11 @@ class ModerateEventWorkflow:
             if any(o.status == "failed" for o in outcomes):
                 decision.needs_review = True
                 decision.reasons.append("needs human review: a platform action failed after retries")
+            capped = [o for o in outcomes if o.status == "capped"]
+            if capped:
+                # The circuit breaker withheld a sanction: a person decides it (the case waits for review).
+                decision.decision, decision.needs_review = Decision.REVIEW, True
+                decision.reasons.append("needs human review: " + "; ".join(o.detail for o in capped))
 
         self._stage(Stage.RECORDING, f"decision: {decision.decision.value}")
         record = CaseRecord(case_id=case_id, event=ev, path="full", screen=screen, decision=decision,
@@ -254,7 +259,7 @@ class ModerateEventWorkflow:
             if not review.actions:  # the moderator left the sanction to the policy: apply the ladder
                 decision = await self._escalate(inp, decision, Severity.MEDIUM)
             self._stage(Stage.ACTING, f"moderator {review.reviewer}: executing the decision")
-            outcomes = await self._act(inp, decision)
+            outcomes = await self._act(inp, decision, automated=False)
         final = Decision.ACTION if review.violation else Decision.ALLOW
         await workflow.execute_activity(
             names.RECORD_REVIEW, ReviewRecord(case_id=record.case_id, decision=review, final_decision=final.value,
@@ -366,12 +371,13 @@ class ModerateEventWorkflow:
         except ActivityError as err:
             return _reason_failure(err)
 
-    async def _act(self, inp: ModerateEventInput, decision: DecideResult) -> list[ActionOutcome]:
+    async def _act(self, inp: ModerateEventInput, decision: DecideResult, *, automated: bool = True
+                   ) -> list[ActionOutcome]:
         try:
             result = await workflow.execute_activity(
                 names.EXECUTE_ACTIONS,
                 ActInput(case_id=inp.event.event_id, event=inp.event, actions=decision.actions,
-                         shadow=inp.policy.shadow_mode),
+                         shadow=inp.policy.shadow_mode, automated=automated),
                 result_type=ActResult, task_queue=ACTIONS_QUEUE, start_to_close_timeout=ACT_TIMEOUT,
                 retry_policy=ACT_RETRY, summary="platform actions: " + ", ".join(a.action for a in decision.actions),
             )

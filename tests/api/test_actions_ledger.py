@@ -207,3 +207,25 @@ async def test_revert_keeps_a_ban_another_case_still_holds(acts: ActionActivitie
 
     await revert(acts, second)  # the other case's appeal is upheld too: now the ban may go
     assert discord.bans == set()
+
+
+async def test_daily_cap_withholds_automated_bans_but_not_a_moderators(pool: asyncpg.Pool) -> None:
+    acts = ActionActivities(pool, LogConnector(), daily_caps={ActionType.BAN: 2})
+    channel = f"raid-{uuid.uuid4().hex[:8]}"
+
+    def ban(automated: bool = True, ch: str = channel) -> ActInput:
+        ev = ChatEvent(event_id=str(uuid.uuid4()), platform="webhook", channel_id=ch, author_id=uuid.uuid4().hex,
+                       content="x", received_at=datetime.now(UTC))
+        return ActInput(case_id=ev.event_id, event=ev, actions=[PlannedAction(action=ActionType.BAN)],
+                        automated=automated)
+
+    env = ActivityEnvironment()
+    statuses = [(await env.run(acts.execute_actions, ban())).outcomes[0].status for _ in range(3)]
+    assert statuses == ["applied", "applied", "capped"]
+    capped = ban()
+    first = await env.run(acts.execute_actions, capped)
+    again = await env.run(acts.execute_actions, capped)  # a retry stays withheld, never applied late
+    assert first.outcomes[0].status == again.outcomes[0].status == "capped"
+    assert "daily cap of 2 automated bans" in first.outcomes[0].detail
+    assert (await env.run(acts.execute_actions, ban(automated=False))).outcomes[0].status == "applied"
+    assert (await env.run(acts.execute_actions, ban(ch=channel + "-other"))).outcomes[0].status == "applied"

@@ -52,6 +52,7 @@ EXPECTED_ALERTS = {
     "LLMProviderDown": "5m",
     "FalsePositiveRateHigh": "1h",
     "ActionFailures": "5m",
+    "AutomatedSanctionCapReached": "0m",
 }
 SEARCH_ATTRIBUTES = EMBEDDED_SEARCH_ATTRIBUTES  # what `safety up` registers; compose must match it
 METRICS_BASE_PORT = 9101

@@ -71,6 +71,7 @@ class Fakes:
         self.incidents: list[TargetIncidentInput] = []
         self.rung: list[PlannedAction] = [PlannedAction(action=ActionType.WARN)]
         self.brigading = False
+        self.cap_bans = False
 
     def activities(self) -> list[Any]:
         fakes = self
@@ -97,8 +98,13 @@ class Fakes:
             if fakes.fail_actions:
                 raise ApplicationError("platform down", type="ConnectorConfigError", non_retryable=True)
             fakes.acted.append(inp)
-            return ActResult(outcomes=[ActionOutcome(action=a.action, connector="fake", status="applied",
-                                                     idempotency_key=f"{inp.case_id}:{a.action}")
+
+            def status(a: ActionType) -> str:
+                return "capped" if fakes.cap_bans and inp.automated and a == ActionType.BAN else "applied"
+
+            return ActResult(outcomes=[ActionOutcome(action=a.action, connector="fake", status=status(a.action),
+                                                     idempotency_key=f"{inp.case_id}:{a.action}",
+                                                     detail="daily cap of 1 automated bans reached")
                                        for a in inp.actions])
 
         @activity.defn(name=names.RECORD_CASE)
@@ -356,3 +362,17 @@ async def test_clean_events_touch_no_session(wf_client: Client) -> None:
     fakes = Fakes()
     await _run(wf_client, fakes, "score=0.01 hi")
     assert not fakes.incidents and not fakes.strikes
+
+
+async def test_capped_sanction_sends_the_case_to_a_person(wf_client: Client) -> None:
+    fakes = Fakes()
+    fakes.reason = lambda _: _verdict(severity=Severity.CRITICAL, recommended_action=ActionType.BAN)
+    fakes.rung = []
+    fakes.cap_bans = True
+    decision = ReviewDecision(reviewer="mod-3", violation=True, category=HarmCategory.TARGETED_INSULT,
+                              actions=[ActionType.BAN])
+    result, _ = await _run(wf_client, fakes, "score=0.95 raid", review=decision)
+    first = fakes.records[0].decision
+    assert first.decision == Decision.REVIEW and any("daily cap" in r for r in first.reasons)
+    assert fakes.acted[0].automated and not fakes.acted[1].automated  # the moderator's ban is not capped
+    assert result.decision == Decision.ACTION
