@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 from typing import Annotated
 
@@ -159,6 +160,47 @@ def replay(
     key = api_key or _dev_key()
     raise typer.Exit(asyncio.run(run_replay(file, base_url=base, api_key=key, concurrency=concurrency,
                                             timeout_s=timeout)))
+
+
+@app.command("backup")
+def backup_cmd(out: Annotated[Path, typer.Option(help="A new folder to write the backup into.")]) -> None:
+    """Back up PostgreSQL (pg_dump) and the Qdrant similar-case collection (a server snapshot, or a copy of
+    the local-mode folder) into a new folder with a manifest of sha256 sums."""
+    from core.backup import BackupError, backup
+
+    try:
+        manifest = backup(get_settings(), out)
+    except (BackupError, subprocess.CalledProcessError, FileExistsError) as err:
+        raise typer.BadParameter(_explain(err), param_hint="--out") from err
+    files = manifest["files"]
+    assert isinstance(files, dict)
+    typer.echo(f"backup written to {out}: {len(files)} file(s), "
+               f"{sum(int(f['bytes']) for f in files.values()):,} bytes")
+
+
+@app.command("restore")
+def restore_cmd(
+    source: Annotated[Path, typer.Option("--from", help="A folder written by `safety backup`.", exists=True,
+                                         file_okay=False)],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: the database objects are replaced.")] = False,
+) -> None:
+    """Restore a backup: checks the manifest's sha256 sums, replaces the database objects (pg_restore
+    --clean) and the Qdrant collection. Stop the API and workers first."""
+    from core.backup import BackupError, restore
+
+    if not yes:
+        raise typer.BadParameter("restoring replaces the current data; run again with --yes", param_hint="--yes")
+    try:
+        manifest = restore(get_settings(), source)
+    except (BackupError, subprocess.CalledProcessError) as err:
+        raise typer.BadParameter(_explain(err), param_hint="--from") from err
+    typer.echo(f"restored the backup made at {manifest['created_at']}")
+
+
+def _explain(err: Exception) -> str:
+    if isinstance(err, subprocess.CalledProcessError):
+        return f"{Path(str(err.cmd[0])).name} failed: {(err.stderr or '').strip()[:300]}"
+    return str(err)
 
 
 def _dev_key() -> str:
