@@ -34,6 +34,36 @@ ModelDirOpt = Annotated[
 ]
 
 
+@app.command("export-feedback")
+def export_feedback_cmd(
+    out: Annotated[Path, typer.Option("--out", help="CSV to write, e.g. DATA_DIR/feedback.csv.")],
+) -> None:
+    """Write moderator decisions and appeal outcomes (the `labels` table) as text,label,category CSV.
+    Put it beside the three datasets as feedback.csv and `model train` includes it."""
+    import asyncio
+    import csv
+
+    from core.db import create_pool
+    from core.feedback import export_labels
+    from core.settings import get_settings
+
+    async def fetch() -> list[dict[str, object]]:
+        pool = await create_pool(get_settings().database_url, max_size=2)
+        try:
+            return await export_labels(pool)
+        finally:
+            await pool.close()
+
+    rows = asyncio.run(fetch())
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["text", "label", "category", "source"])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({"text": r["text"], "label": int(bool(r["label"])), "category": r.get("category") or "",
+                             "source": r["source"]})
+    typer.echo(f"wrote {len(rows)} labelled case(s) to {out}")
+
+
 @app.command("train")
 def train_cmd(
     data: Annotated[

@@ -56,7 +56,11 @@ DATASET_FILES = {"davidson": "davidson.csv", "olid_train": "olid_train.csv", "et
 # Share of the overall loss each dataset gets, whatever its size. Davidson is profanity-heavy (83%
 # "harmful", mostly offensive language), so it counts half; ETHOS is small but the only
 # hate-speech-without-profanity source.
-DATASET_WEIGHTS = {"davidson": 0.5, "olid_train": 1.0, "ethos": 1.0}
+DATASET_WEIGHTS = {"davidson": 0.5, "olid_train": 1.0, "ethos": 1.0, "feedback": 1.0}
+# Optional: moderator decisions and appeal outcomes (`safety model export-feedback`), columns
+# text,label,category. Used in the shipped model's training when present; never in the held-out table.
+FEEDBACK_FILE = "feedback.csv"
+_CATEGORY_INDEX = {"targeted_insult": 0, "identity_hate": 1, "threat": 2, "profanity": 3}
 EMBEDDING_DIM = 384
 ONNX_FILE = "screening.onnx"
 
@@ -151,6 +155,18 @@ def load_corpus(data_dir: Path, datasets: tuple[str, ...] = DATASETS) -> Corpus:
             source.append(name)
             ys.append(y)
             cats.append([ins, hate, thr, prof])
+    feedback = Path(data_dir) / FEEDBACK_FILE
+    if datasets == DATASETS and feedback.is_file():
+        with feedback.open(newline="", encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                harmful = r["label"].strip().lower() in ("1", "true")
+                cat = [nan, nan, nan, nan] if harmful else [0.0, 0.0, 0.0, 0.0]
+                if harmful and r.get("category") in _CATEGORY_INDEX:
+                    cat[_CATEGORY_INDEX[r["category"]]] = 1.0
+                texts.append(prepare_text(r["text"] or ""))
+                source.append("feedback")
+                ys.append(int(harmful))
+                cats.append(cat)
     return Corpus(
         texts=texts,
         source=np.array(source),
