@@ -12,11 +12,12 @@ from typing import Annotated, Any
 import asyncpg
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, HTTPException, Path, status
-from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
+from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities import names
 from activities.screening import screen_text
 from activities.sessions import brigading_key
 from api.deps import ServicesDep, require
@@ -28,15 +29,15 @@ from core.settings import Settings
 from core.temporal import workflow_id
 from domain.models import (
     CaseOutcome,
-    CaseProgress,
     CaseRecord,
     ChatEvent,
     ModerateEventInput,
     PolicyConfig,
     ScreenResult,
+    Stage,
 )
 from domain.policy import clean_decision, is_clean
-from workflows.moderate import MODERATION_QUEUE, search_attributes_for_start
+from workflows.moderate import MODERATION_QUEUE, SA_RISK, search_attributes_for_start
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -187,7 +188,7 @@ async def event_status(event_id: Annotated[uuid.UUID, Path(description="The even
                            outcome=_outcome_from_row(row))
     handle = services.temporal.get_workflow_handle(wid)
     try:
-        desc = await handle.describe(rpc_timeout=timedelta(seconds=3))
+        desc = await handle.describe(rpc_timeout=timedelta(seconds=2))
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no event with id {eid}: it was never accepted, or "
@@ -208,10 +209,22 @@ async def event_status(event_id: Annotated[uuid.UUID, Path(description="The even
                            outcome=_outcome_from_result(res))
     if desc.status != WorkflowExecutionStatus.RUNNING:
         return EventStatus(**base, status="failed", stage=desc.status.name.lower() if desc.status else "unknown")
-    try:
-        progress = await handle.query("status", result_type=CaseProgress,
-                                      rpc_timeout=timedelta(seconds=2))
-        return EventStatus(**base, status="processing", stage=progress.stage.value, risk_score=progress.risk_score)
-    except (RPCError, WorkflowQueryFailedError):
-        # No worker has picked the case up yet (or none is running): it is queued, and durable.
-        return EventStatus(**base, status="queued", stage="queued")
+    return _running_status(desc, base)
+
+
+# Stage of a running case, read from the server alone (no query: it answers even with every worker
+# down, and costs no worker round trip per poll).
+_STAGE_BY_ACTIVITY = {names.SCREEN_EVENT: Stage.SCREENING, names.RETRIEVE_CONTEXT: Stage.CONTEXT,
+                      names.REASON_ABOUT_CASE: Stage.REASONING, names.EXECUTE_ACTIONS: Stage.ACTING,
+                      names.RECORD_CASE: Stage.RECORDING}
+_QUEUED_HISTORY_LENGTH = 3  # started, first workflow task scheduled (and maybe started): no worker yet
+
+
+def _running_status(desc: WorkflowExecutionDescription, base: dict[str, str]) -> EventStatus:
+    raw = desc.raw_description
+    risk = desc.typed_search_attributes.get(SA_RISK)
+    pending = [_STAGE_BY_ACTIVITY.get(a.activity_type.name) for a in raw.pending_activities]
+    stage = next((p for p in pending if p is not None), None)
+    if stage is None and raw.workflow_execution_info.history_length <= _QUEUED_HISTORY_LENGTH:
+        return EventStatus(**base, status="queued", stage=Stage.QUEUED.value)  # durable, waiting for a worker
+    return EventStatus(**base, status="processing", stage=(stage or Stage.SCREENING).value, risk_score=risk)

@@ -28,6 +28,9 @@ async def test_ingest_answers_202_with_case_and_status_url(api: httpx.AsyncClien
     assert data["status"] == "queued" and data["processing_url"] == f"/v1/events/{data['event_id']}/status"
     desc = await client.get_workflow_handle(f"event-{data['event_id']}").describe()
     assert desc.search_attributes["CaseId"] == [data["event_id"]]
+    # No worker runs in this module: the case is durable and says it is queued, without hanging.
+    status = (await api.get(data["processing_url"], headers={"X-API-Key": keys["ingest"]})).json()
+    assert (status["status"], status["stage"]) == ("queued", "queued")
     assert desc.search_attributes["Platform"] == ["discord"]
 
 

@@ -143,7 +143,7 @@ def _temporal_list(stack: Stack, query: str) -> list[dict[str, Any]]:
 
 
 async def test_clean_and_abusive_events_reach_their_outcomes(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}) as http:
+    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}, timeout=30) as http:
         assert (await http.get("/ready")).status_code == 200
         clean = (await http.post("/v1/events/ingest", json=_event(CLEAN))).json()
         abusive = (await http.post("/v1/events/ingest", json=_event(ABUSIVE))).json()
@@ -176,7 +176,7 @@ async def test_metrics_are_exported_by_the_api_and_every_worker(stack: Stack) ->
 
 async def test_killed_workers_lose_no_event(stack: Stack) -> None:
     events = [_event(ABUSIVE if i % 4 == 0 else f"{CLEAN} #{i}", author_id=f"kill-{i % 5}") for i in range(40)]
-    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}) as http:
+    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}, timeout=30) as http:
         accepted = []
         for i, ev in enumerate(events):
             r = await http.post("/v1/events/ingest", json=ev)
@@ -202,12 +202,12 @@ async def test_killed_workers_lose_no_event(stack: Stack) -> None:
 
 
 async def test_ctrl_c_stops_cleanly_and_a_second_start_keeps_the_data(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}) as http:
+    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}, timeout=30) as http:
         first = (await http.post("/v1/events/ingest", json=_event(CLEAN))).json()
         await _wait_outcome(http, first["processing_url"])
     assert stack.stop() == 0
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(stack.data_dir) in " ".join(p.info["cmdline"] or [])]
     stack.start()
-    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}) as http:
+    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}, timeout=30) as http:
         again = await http.get(first["processing_url"])
         assert again.status_code == 200 and again.json()["status"] == "completed"
