@@ -136,6 +136,21 @@ class _FakePlatform:
 
     # --- what tests use -------------------------------------------------------------------------
     @property
+    def bans(self) -> set[str]:
+        with self.state.lock:
+            return set(self.state.bans)
+
+    @property
+    def timeouts(self) -> dict[str, str]:
+        with self.state.lock:
+            return dict(self.state.timeouts)
+
+    @property
+    def deleted_messages(self) -> set[str]:
+        with self.state.lock:
+            return set(self.state.deleted)
+
+    @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}{self.api_prefix}"
 
@@ -252,21 +267,6 @@ class FakeDiscord(_FakePlatform):
                  host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host=host, port=port)
         self.token, self.guild_id = token, guild_id
-
-    @property
-    def bans(self) -> set[str]:
-        with self.state.lock:
-            return set(self.state.bans)
-
-    @property
-    def timeouts(self) -> dict[str, str]:
-        with self.state.lock:
-            return dict(self.state.timeouts)
-
-    @property
-    def deleted_messages(self) -> set[str]:
-        with self.state.lock:
-            return set(self.state.deleted)
 
     @property
     def dms(self) -> list[JSONDict]:
@@ -442,21 +442,6 @@ class FakeTwitch(_FakePlatform):
                  moderator_id: str = "141981764", host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host=host, port=port)
         self.token, self.client_id, self.moderator_id = token, client_id, moderator_id
-
-    @property
-    def bans(self) -> set[str]:
-        with self.state.lock:
-            return set(self.state.bans)
-
-    @property
-    def timeouts(self) -> dict[str, str]:
-        with self.state.lock:
-            return dict(self.state.timeouts)
-
-    @property
-    def deleted_messages(self) -> set[str]:
-        with self.state.lock:
-            return set(self.state.deleted)
 
     @property
     def warnings(self) -> list[JSONDict]:
