@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,8 +20,9 @@ import httpx
 import psutil
 import pytest
 
-from core.services import find_binary, free_port
+from core.services import find_binary
 from core.testing.fake_llm import FakeLLMServer
+from tests.harness import StackProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -33,72 +30,8 @@ CLEAN = "good game everyone, see you tomorrow"
 ABUSIVE = "you are a worthless idiot, nobody wants you here, go kill yourself"
 
 
-def _free_block(n: int, start: int = 21000) -> int:
-    for base in range(start, 60000, 97):
-        ok = True
-        for p in range(base, base + n):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", p)) == 0:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port block")
-
-
-class Stack:
-    def __init__(self, data_dir: Path, llm_url: str) -> None:
-        self.data_dir = data_dir
-        self.ports = {"temporal": free_port(), "ui": free_port(), "tmetrics": free_port(), "pg": free_port(),
-                      "redis": free_port(), "api": free_port(), "workers": _free_block(5)}
-        self.ports["sdk"] = _free_block(5, start=self.ports["workers"] + 5)
-        self.env = {**os.environ,
-                    "SAFETY_DATA_DIR": str(data_dir), "SAFETY_TEMPORAL__PORT": str(self.ports["temporal"]),
-                    "SAFETY_TEMPORAL__UI_PORT": str(self.ports["ui"]),
-                    "SAFETY_TEMPORAL__METRICS_PORT": str(self.ports["tmetrics"]),
-                    "SAFETY_DATABASE__PORT": str(self.ports["pg"]), "SAFETY_REDIS__PORT": str(self.ports["redis"]),
-                    "SAFETY_API__PORT": str(self.ports["api"]),
-                    "SAFETY_WORKER__METRICS_BASE_PORT": str(self.ports["workers"]),
-                    "SAFETY_WORKER__SDK_METRICS_BASE_PORT": str(self.ports["sdk"]),
-                    "SAFETY_LLM__BASE_URL": llm_url, "SAFETY_LLM__API_KEY": "test-key"}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.base_url = f"http://127.0.0.1:{self.ports['api']}"
-
-    def start(self, timeout: float = 180) -> None:
-        log_path = self.data_dir / "up.log"
-        offset = log_path.stat().st_size if log_path.exists() else 0
-        log = open(log_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "core.cli.main", "up"], env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "safety up exited:\n" + self.log_tail()
-            if b"Safety system is up." in log_path.read_bytes()[offset:]:
-                return
-            time.sleep(0.5)
-        raise AssertionError("safety up not ready in time:\n" + self.log_tail())
-
-    def log_tail(self, n: int = 40) -> str:
-        path = self.data_dir / "up.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(90)
-
-    def workers(self) -> list[psutil.Process]:
-        assert self.proc is not None
-        return [p for p in psutil.Process(self.proc.pid).children(recursive=True)
-                if "core.cli.main" in (cmd := " ".join(p.cmdline())) and " worker " in f"{cmd} "]
-
-    @property
-    def key(self) -> str:
-        return (self.data_dir / "dev-api-key").read_text().strip()
-
-    @property
-    def db_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.ports['pg']}/safety"
+class Stack(StackProcess):
+    pass
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -28,9 +26,10 @@ import httpx
 import psutil
 import pytest
 
-from core.services import EmbeddedPostgres, EmbeddedRedis, ManagedProcess, TemporalDevServer, free_port, port_open
+from core.services import EmbeddedPostgres, EmbeddedRedis, ManagedProcess, TemporalDevServer, port_open
 from core.settings import TASK_QUEUES
 from core.testing.fake_llm import FakeLLMServer
+from tests.harness import StackProcess
 
 N_EVENTS = int(os.environ.get("SAFETY_FAULT_EVENTS", "1000"))
 CLEAN_RATIO = 0.9
@@ -50,83 +49,25 @@ ABUSIVE_TEXTS = [
 ]
 
 
-def _free_block(n: int, start: int = 23000) -> int:
-    for base in range(start, 60000, 89):
-        if all(not port_open(p) for p in range(base, base + n)):
-            return base
-    raise RuntimeError("no free port block")
-
-
-class FaultStack:
+class FaultStack(StackProcess):
     """``safety up`` on a fresh data dir and free ports; plus handles to break and restart its services."""
 
     def __init__(self, data_dir: Path, llm_url: str) -> None:
-        self.data_dir = data_dir.resolve()
-        self.ports = {"temporal": free_port(), "ui": free_port(), "tmetrics": free_port(), "pg": free_port(),
-                      "redis": free_port(), "api": free_port(), "workers": _free_block(len(TASK_QUEUES))}
-        self.ports["sdk"] = _free_block(len(TASK_QUEUES), start=self.ports["workers"] + len(TASK_QUEUES))
-        self.env = {**os.environ,
-                    "SAFETY_DATA_DIR": str(self.data_dir), "SAFETY_TEMPORAL__PORT": str(self.ports["temporal"]),
-                    "SAFETY_TEMPORAL__UI_PORT": str(self.ports["ui"]),
-                    "SAFETY_TEMPORAL__METRICS_PORT": str(self.ports["tmetrics"]),
-                    "SAFETY_DATABASE__PORT": str(self.ports["pg"]), "SAFETY_REDIS__PORT": str(self.ports["redis"]),
-                    "SAFETY_API__PORT": str(self.ports["api"]),
-                    "SAFETY_WORKER__METRICS_BASE_PORT": str(self.ports["workers"]),
-                    "SAFETY_WORKER__SDK_METRICS_BASE_PORT": str(self.ports["sdk"]),
-                    "SAFETY_LLM__BASE_URL": llm_url, "SAFETY_LLM__API_KEY": "test-key",
-                    "SAFETY_POLICY__REASONING_DEADLINE_S": str(REASONING_DEADLINE_S)}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.base_url = f"http://127.0.0.1:{self.ports['api']}"
+        super().__init__(data_dir, llm_url,
+                         extra_env={"SAFETY_POLICY__REASONING_DEADLINE_S": str(REASONING_DEADLINE_S)})
         # Services we restarted ourselves (the supervisor restarts only the API and workers).
         self.restarted: dict[str, ManagedProcess] = {}
 
-    # -- the stack ---------------------------------------------------------------------------------------
     def start(self, timeout: float = 240) -> None:
-        log = open(self.data_dir / "up.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "core.cli.main", "up"], env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "safety up exited:\n" + self.log_tail()
-            if "Safety system is up." in self.log_tail(200):
-                return
-            time.sleep(0.5)
-        raise AssertionError("safety up not ready in time:\n" + self.log_tail())
+        super().start(timeout)
 
-    def log_tail(self, n: int = 40) -> str:
-        path = self.data_dir / "up.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+    def stop(self, grace: float = 120) -> int | None:
+        code = super().stop(grace)
         for svc in reversed(list(self.restarted.values())):
             svc.stop()
-
-    @property
-    def key(self) -> str:
-        return (self.data_dir / "dev-api-key").read_text().strip()
-
-    @property
-    def db_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.ports['pg']}/safety"
+        return code
 
     # -- finding processes ---------------------------------------------------------------------------------
-    def workers(self, queue: str | None = None) -> list[psutil.Process]:
-        assert self.proc is not None
-        out = []
-        for p in psutil.Process(self.proc.pid).children(recursive=True):
-            try:
-                cmd = p.cmdline()
-            except psutil.Error:
-                continue
-            if "worker" in cmd and "--queue" in cmd and (queue is None or queue in cmd):
-                out.append(p)
-        return out
 
     def _find(self, match: Callable[[list[str]], bool]) -> psutil.Process | None:
         for p in psutil.process_iter(["cmdline"]):
