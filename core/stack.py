@@ -64,7 +64,9 @@ class Stack:
         env: dict[str, str] = {"SAFETY_DATA_DIR": str(self.data_dir)}
         if not s.temporal.address:
             self._start(TemporalDevServer(self.data_dir, port=s.temporal.port, ui_port=s.temporal.ui_port,
-                                          metrics_port=s.temporal.metrics_port, namespace=s.temporal.namespace))
+                                          metrics_port=s.temporal.metrics_port, namespace=s.temporal.namespace,
+                                          sqlite_pragmas=s.temporal.sqlite_pragmas,
+                                          dynamic_config=s.temporal.dynamic_config))
         env["SAFETY_TEMPORAL__ADDRESS"] = s.temporal_address
         if not s.database.url:
             self._start(EmbeddedPostgres(self.data_dir, port=s.database.port))
