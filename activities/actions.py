@@ -1,14 +1,26 @@
-"""Action execution through a platform connector, exactly once per (case, action); and its inverse.
+"""Action execution through a platform connector, at most one platform call per (case, action) that
+can have taken effect; and its inverse.
 
-The ledger row (``actions``, unique idempotency key) is claimed before the platform call and marked
-applied after it. A retry after a crash sees the row: if applied, it is skipped; if still pending, the
-call is repeated with the same idempotency key, which the platform (or webhook receiver) deduplicates:
-Discord bans and timeouts are idempotent, a repeated delete answers 404 (treated as done), the warning
-DM carries a nonce Discord enforces; Helix answers "already banned" (treated as done).
+Ledger protocol (``actions``, unique idempotency key ``<case>:<action>``), one row per action:
+
+* ``pending`` - claimed; no attempt has reached the platform (or the platform provably refused it:
+  a 429, a connection never made, a 4xx). A retry simply calls.
+* ``calling`` - written immediately before the platform call. A row still ``calling`` when a retry
+  arrives means an attempt died (worker SIGKILLed, activity timed out, network lost) after the request
+  may have reached the platform. The retry does not repeat blindly: it asks the connector whether the
+  effect is already in place (``check``: Discord reads the ban, member, message or DM back; Helix
+  lists the channel's banned users). In place -> ``applied`` with that evidence, no second call;
+  not in place -> it calls (with the same idempotency key).
+* ``unconfirmed`` - the platform cannot read the effect back (Helix chat-message deletes and warnings)
+  and an attempt may have reached it: the call is NOT repeated. At most once, not exactly once: the
+  outcome's detail tells moderators the action may or may not have landed. A webhook receiver
+  deduplicates by the idempotency key (its contract), so for webhooks the repeat is simply made.
+* ``applied`` (and ``shadow``, ``capped``) - final for that action: a retry makes no call.
 
 The connector is chosen per event platform (``ConnectorRouter``) and its name is recorded in the row.
 ``revert_actions`` undoes a case's applied bans and timeouts under keys ``<case>:revert:<action>``,
-with the same claim-then-call discipline, so an appeal applied twice unbans once.
+with the same protocol (``check_revert`` reads back that the unban or lift took effect), so an appeal
+applied twice unbans once and a worker killed mid-unban does not unban twice.
 """
 
 from __future__ import annotations
@@ -21,7 +33,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names
-from core.connectors import ActionRequest, Connector, ConnectorConfigError, ConnectorError, ConnectorRouter
+from core.connectors import (
+    ActionRequest,
+    CannotCheck,
+    Connector,
+    ConnectorConfigError,
+    ConnectorError,
+    ConnectorRouter,
+)
 from core.metrics import ACTION_FAILED_TOTAL, ACTIONS_APPLIED_TOTAL, SANCTION_CAP_REACHED_TOTAL
 from domain.actions import RevertInput
 from domain.models import ActInput, ActionOutcome, ActionType, ActResult, PlannedAction
@@ -31,6 +50,8 @@ MAX_RETRY_DELAY_S = 120.0
 _DONE = ("applied", "not_reversible")  # ledger states a repeat must not call the platform for
 
 JSONDict = dict[str, object]
+PlatformCall = Callable[[ActionRequest], Awaitable[JSONDict]]
+PlatformCheck = Callable[[ActionRequest], Awaitable[JSONDict | None]]
 
 
 class ActionActivities:
@@ -75,10 +96,31 @@ class ActionActivities:
                                      payload=payload)
         if existing == "applied":
             return outcome("duplicate", "already applied; not repeated")
-        response = await _call_platform(connector.apply, req, connector.name)
+        if existing == "unconfirmed":
+            return outcome("unconfirmed", await self._stored_detail(key))
+        if existing == "calling" and (settled := await self._reconcile(req, connector)):
+            return outcome(*settled)
+        response = await self._call(key, connector.apply, req, connector.name)
         await self._finish(key, "applied", response)
         ACTIONS_APPLIED_TOTAL.labels(connector.name, planned.action.value).inc()
         return outcome("applied", _detail(response))
+
+    async def _reconcile(self, req: ActionRequest, connector: Connector) -> tuple[str, str] | None:
+        """After an attempt that may have reached the platform: (status, detail) when the call must not be
+        made again (the effect is in place, or the platform cannot tell), None when it should be made."""
+        key = req.idempotency_key
+        try:
+            evidence = await _read_back(connector.check, req, connector.name)
+        except CannotCheck as err:
+            detail = (f"not repeated: a previous attempt may have reached {connector.name}, and {err}, so a "
+                      f"repeat could duplicate it; check {connector.name} to see whether it took effect")
+            await self._finish(key, "unconfirmed", {"unconfirmed": detail})
+            return "unconfirmed", detail
+        if evidence is None:
+            return None
+        await self._finish(key, "applied", evidence)
+        ACTIONS_APPLIED_TOTAL.labels(connector.name, req.action.action.value).inc()
+        return "applied", f"already in place after an interrupted attempt ({_detail(evidence)}); not repeated"
 
     @activity.defn(name=names.REVERT_ACTIONS)
     async def revert_actions(self, inp: RevertInput) -> ActResult:
@@ -110,11 +152,15 @@ class ActionActivities:
                                      payload=req.payload(revert=True))
         if existing in _DONE:
             return outcome("duplicate", "already reverted; not repeated")
+        if existing == "calling" and (evidence := await _read_back(connector.check_revert, req, connector.name)):
+            await self._finish(key, "applied", evidence)
+            return outcome("reverted", f"already reverted by an interrupted attempt ({_detail(evidence)}); "
+                                       "not repeated")
         if blocker := await self._standing_ban(inp, action, row["response"] or {}):
             # Recorded as 'kept': this case no longer claims the ban, so the other case's revert may lift it.
             await self._finish(key, "kept", {"kept": blocker})
             return outcome("kept", blocker)
-        response = await _call_platform(connector.revert, req, connector.name)
+        response = await self._call(key, connector.revert, req, connector.name)
         reversible = response.get("reversible") is not False
         await self._finish(key, "applied" if reversible else "not_reversible", response)
         return outcome("reverted" if reversible else "not_reversible", _detail(response))
@@ -161,23 +207,50 @@ class ActionActivities:
             inp.event.platform, action.value, inp.event.channel_id,
         ))
 
+    async def _call(self, key: str, call: PlatformCall, req: ActionRequest, connector: str) -> JSONDict:
+        """The platform call, bracketed by the ledger: 'calling' is committed before the request leaves, so
+        a retry after a crash knows to read the platform back. An answer that proves nothing happened (a
+        429, a connection never made, a 4xx) puts the row back to 'pending': the retry just calls."""
+        await self._set_status(key, "calling")
+        try:
+            return await call(req)
+        except ConnectorError as err:
+            if not err.maybe_applied:
+                await self._set_status(key, "pending")
+            raise _temporal_error(err, req, connector) from err
+        except ConnectorConfigError as err:
+            await self._set_status(key, "pending")
+            raise _temporal_error(err, req, connector) from err
+
+    async def _set_status(self, key: str, status: str) -> None:
+        await self.pool.execute("UPDATE actions SET status = $2 WHERE idempotency_key = $1", key, status)
+
+    async def _stored_detail(self, key: str) -> str:
+        """What an earlier attempt recorded for an 'unconfirmed' action (repeated in the retry's outcome)."""
+        response = await self.pool.fetchval("SELECT response FROM actions WHERE idempotency_key = $1", key)
+        return str((response or {}).get("unconfirmed", "")) or "unconfirmed by an earlier attempt; not repeated"
+
     async def _finish(self, key: str, status: str, response: dict[str, object]) -> None:
         await self.pool.execute("UPDATE actions SET status = $2, response = $3 WHERE idempotency_key = $1",
                                 key, status, response)
 
 
-async def _call_platform(call: Callable[[ActionRequest], Awaitable[dict[str, object]]], req: ActionRequest,
-                         connector: str) -> dict[str, object]:
-    """Call the connector; its errors become Temporal errors (retryable, with the platform's delay, or not)."""
+async def _read_back(check: PlatformCheck, req: ActionRequest, connector: str) -> JSONDict | None:
+    """Ask the platform whether the effect is in place; ``CannotCheck`` passes through, errors as in a call."""
     try:
-        return await call(req)
-    except ConnectorError as err:
-        ACTION_FAILED_TOTAL.labels(connector, req.action.action.value).inc()
-        delay = timedelta(seconds=min(err.retry_after_s, MAX_RETRY_DELAY_S)) if err.retry_after_s else None
-        raise ApplicationError(str(err), type="ConnectorError", next_retry_delay=delay) from err
-    except ConnectorConfigError as err:
-        ACTION_FAILED_TOTAL.labels(connector, req.action.action.value).inc()
-        raise ApplicationError(str(err), type="ConnectorConfigError", non_retryable=True) from err
+        return await check(req)
+    except (ConnectorError, ConnectorConfigError) as err:
+        raise _temporal_error(err, req, connector) from err
+
+
+def _temporal_error(err: ConnectorError | ConnectorConfigError, req: ActionRequest, connector: str
+                    ) -> ApplicationError:
+    """A connector error as Temporal sees it: retryable (with the platform's delay) or not."""
+    ACTION_FAILED_TOTAL.labels(connector, req.action.action.value).inc()
+    if isinstance(err, ConnectorConfigError):
+        return ApplicationError(str(err), type="ConnectorConfigError", non_retryable=True)
+    delay = timedelta(seconds=min(err.retry_after_s, MAX_RETRY_DELAY_S)) if err.retry_after_s else None
+    return ApplicationError(str(err), type="ConnectorError", next_retry_delay=delay)
 
 
 def _detail(response: dict[str, object]) -> str:

@@ -283,7 +283,9 @@ class ActionOutcome(_Model):
     action: ActionType
     connector: str
     idempotency_key: str
-    status: str  # "applied", "duplicate", "shadow", "failed"
+    # "applied", "duplicate", "shadow", "capped", "unconfirmed" (may have reached a platform that cannot be
+    # read back; not repeated), "failed"; reverts: "reverted", "kept", "not_reversible"
+    status: str
     detail: str = ""
 
 

@@ -209,6 +209,11 @@ class ModerateEventWorkflow:
             if any(o.status == "failed" for o in outcomes):
                 decision.needs_review = True
                 decision.reasons.append("needs human review: a platform action failed after retries")
+            if any(o.status == "unconfirmed" for o in outcomes):
+                # The platform cannot say whether an interrupted call landed, and it was not repeated.
+                decision.needs_review = True
+                decision.reasons.append("needs human review: a platform action may not have been applied "
+                                        "(interrupted call, not repeated; check the platform)")
             capped = [o for o in outcomes if o.status == "capped"]
             if capped:
                 # The circuit breaker withheld a sanction: a person decides it (the case waits for review).

@@ -3,12 +3,14 @@
 ``build_router(settings.connector)`` gives the actions worker one ``ConnectorRouter``: Discord events
 go to the Discord API, Twitch events to Helix (each when configured), everything else to the default
 ``log`` (dry run) or ``webhook`` (signed JSON). Every call carries the idempotency key
-``<case>:<action>``; the actions ledger makes sure a retried activity never applies a sanction twice.
+``<case>:<action>``; the actions ledger makes sure a retried activity never applies a sanction twice,
+reading the platform back (``check``) before it repeats a call that may already have landed.
 """
 
 from core.connectors.base import (
     REVERSIBLE_ACTIONS,
     ActionRequest,
+    CannotCheck,
     Connector,
     ConnectorConfigError,
     ConnectorError,
@@ -22,6 +24,7 @@ from core.connectors.webhook import WebhookConnector
 __all__ = [
     "REVERSIBLE_ACTIONS",
     "ActionRequest",
+    "CannotCheck",
     "Connector",
     "ConnectorConfigError",
     "ConnectorError",

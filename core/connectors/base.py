@@ -4,8 +4,12 @@ Error contract (the actions activity depends on it):
 
 * ``ConnectorError`` - retrying may help (network failure, timeout, 5xx, 429). Temporal retries the
   activity; ``retry_after_s`` (from the platform's rate-limit headers) becomes the next retry delay.
+  ``maybe_applied`` is False only when the platform provably did nothing (a 429, a connection never
+  made); otherwise the request may have taken effect and the retry reads the platform back first.
 * ``ConnectorConfigError`` - no retry can help (bad token, missing permission, malformed request).
   The activity fails without retrying and the case records the platform's message.
+* ``CannotCheck`` - raised by ``check`` for an action the platform cannot read back (Helix message
+  deletions and warnings): the actions activity then does not repeat a call that may have landed.
 
 Connectors never retry by themselves: retries belong to Temporal, so each attempt is in history.
 """
@@ -32,13 +36,19 @@ DEFAULT_TIMEOUT_S = 600
 class ConnectorError(Exception):
     """A retryable platform failure (network, 5xx, 429). ``retry_after_s`` is the platform's wish."""
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after_s: float | None = None, maybe_applied: bool = True) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        # False only when the platform provably did not act (rate-limited, never connected).
+        self.maybe_applied = maybe_applied
 
 
 class ConnectorConfigError(Exception):
     """A failure no retry can fix (bad URL or token, missing permission, 4xx other than 429)."""
+
+
+class CannotCheck(Exception):
+    """The platform offers no way to read this action's effect back (the message says which API is missing)."""
 
 
 @dataclass(frozen=True)
@@ -72,13 +82,24 @@ class ActionRequest:
 
 
 class Connector(Protocol):
-    """Applies an action to one platform, or reverts it. Both may raise the two errors above."""
+    """Applies an action to one platform, or reverts it, and reads either effect back.
+
+    ``check`` / ``check_revert`` answer the question a retry asks after an attempt that may have
+    reached the platform: is the effect already in place? They return the evidence (a result dict,
+    stored in the ledger like ``apply``'s) when it is, None when it is not (or when repeating the call
+    is harmless), and raise ``CannotCheck`` when the platform cannot tell. All four may raise the two
+    errors above.
+    """
 
     name: str
 
     async def apply(self, req: ActionRequest) -> JSONDict: ...
 
     async def revert(self, req: ActionRequest) -> JSONDict: ...
+
+    async def check(self, req: ActionRequest) -> JSONDict | None: ...
+
+    async def check_revert(self, req: ActionRequest) -> JSONDict | None: ...
 
 
 def not_reversible(req: ActionRequest) -> JSONDict:
@@ -113,6 +134,15 @@ def parse_seconds(value: str | None) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
+# Transport failures that happen before any byte of the request reaches the platform.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def transport_error(context: str, err: httpx.HTTPError) -> ConnectorError:
+    """A retryable error for a failed HTTP exchange; ``maybe_applied`` unless the request never left."""
+    return ConnectorError(f"{context}: {err!r}", maybe_applied=not isinstance(err, _NEVER_SENT))
+
+
 def json_body(resp: httpx.Response) -> JSONDict:
     """The response body as a dict ({} when empty or not a JSON object)."""
     try:
@@ -124,8 +154,8 @@ def json_body(resp: httpx.Response) -> JSONDict:
 
 class HttpConnector:
     """Holds one ``httpx.AsyncClient`` (no retries, bounded timeout) and turns transport failures into
-    ``ConnectorError``. A timed-out call may have reached the platform: the retry repeats it with the
-    same idempotency key, which is why every platform call here is idempotent or deduplicated."""
+    ``ConnectorError``. A timed-out call may have reached the platform (``maybe_applied``): the retry
+    reads the platform back (``check``) before it calls again, with the same idempotency key."""
 
     platform = "platform"
 
@@ -137,7 +167,7 @@ class HttpConnector:
         try:
             return await self.client.request(method, url, headers=headers, params=params, json=json)
         except httpx.HTTPError as err:
-            raise ConnectorError(f"{self.platform} unreachable ({method} {url.split('?')[0]}): {err!r}") from err
+            raise transport_error(f"{self.platform} unreachable ({method} {url.split('?')[0]})", err) from err
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -18,5 +18,12 @@ class LogConnector:
             return not_reversible(req)
         return {"would_call": describe_revert(req.action.action), "request": req.payload(revert=True)}
 
+    async def check(self, req: ActionRequest) -> JSONDict | None:
+        """Nothing to reconcile: a dry run changes nothing, so "applying" it again is harmless."""
+        return None
+
+    async def check_revert(self, req: ActionRequest) -> JSONDict | None:
+        return None
+
     async def aclose(self) -> None:
         return None

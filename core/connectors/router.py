@@ -36,6 +36,12 @@ class ConnectorRouter:
     async def revert(self, req: ActionRequest) -> JSONDict:
         return await self.for_platform(req.event.platform).revert(req)
 
+    async def check(self, req: ActionRequest) -> JSONDict | None:
+        return await self.for_platform(req.event.platform).check(req)
+
+    async def check_revert(self, req: ActionRequest) -> JSONDict | None:
+        return await self.for_platform(req.event.platform).check_revert(req)
+
     async def aclose(self) -> None:
         """Close every connector's HTTP client (the worker's exit stack calls this)."""
         for connector in {id(c): c for c in (self.default, *self.platforms.values())}.values():

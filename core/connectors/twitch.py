@@ -13,6 +13,17 @@ of the same user stands. A ban of a user already banned answers 400 "already ban
 state we wanted, so it is a success (``already_banned`` in the result); the same holds for a timeout
 (the user is already sanctioned more strongly, and the result says so).
 
+Read-back (``check``, asked by a retry after an attempt that may have reached Twitch):
+
+* ban / timeout and their lift: ``GET /moderation/banned?broadcaster_id&user_id`` (``data[]`` holds the
+  user while banned or timed out; ``expires_at`` is "" for a ban). Needs the ``moderation:read`` or
+  ``moderator:manage:banned_users`` scope. A ban whose reason does not name this case was someone
+  else's (``already_banned``), as with the 400 "already banned" answer.
+* delete and warn: Helix has NO API to read a deleted chat message or a sent warning back. ``check``
+  raises ``CannotCheck``, and the actions activity does not repeat a call that may have reached Twitch:
+  the ledger says ``unconfirmed`` and the case record tells moderators. At most once, not exactly once,
+  for these two: a second warning (or a second delete) is worse than a possibly missing one.
+
 Answers: 429 -> ``ConnectorError`` with the wait until ``Ratelimit-Reset`` (epoch seconds); 5xx and
 network -> ``ConnectorError``; other 4xx -> ``ConnectorConfigError`` with Twitch's message.
 """
@@ -27,6 +38,7 @@ import httpx
 from core.connectors.base import (
     REVERSIBLE_ACTIONS,
     ActionRequest,
+    CannotCheck,
     ConnectorConfigError,
     ConnectorError,
     HttpConnector,
@@ -76,6 +88,42 @@ class TwitchConnector(HttpConnector):
         return await self._call(req, "DELETE", "/moderation/bans", extra={"user_id": req.event.author_id},
                                 ok_message="is not banned")
 
+    async def check(self, req: ActionRequest) -> JSONDict | None:
+        """Whether an earlier attempt's ban or timeout is in place; deletes and warnings cannot be read back."""
+        action = req.action.action
+        if action == ActionType.DELETE and req.event.message_id:
+            raise CannotCheck("Helix has no API to read a deleted chat message back")
+        if action == ActionType.WARN:
+            raise CannotCheck("Helix has no API to read a warning back")
+        if action not in (ActionType.BAN, ActionType.TIMEOUT):
+            return None  # apply makes no call for it, so repeating is harmless
+        entry, call = await self._banned_entry(req)
+        # A timeout is in place under any sanction (a ban is stronger, as "already banned" means in apply).
+        if entry is None or (action == ActionType.BAN and entry.get("expires_at")):
+            return None
+        ours = f"(case {req.case_id})" in str(entry.get("reason") or "")
+        return {"status": 200, "call": call, "reconciled": True, "expires_at": entry.get("expires_at"),
+                "already_banned": not ours}
+
+    async def check_revert(self, req: ActionRequest) -> JSONDict | None:
+        """Whether an earlier unban (which also lifts a timeout) took effect: the user is no longer listed."""
+        if req.action.action not in REVERSIBLE_ACTIONS:
+            return None  # not reversible: the revert makes no call
+        entry, call = await self._banned_entry(req)
+        return {"status": 200, "call": call, "reconciled": True, "already": True} if entry is None else None
+
+    async def _banned_entry(self, req: ActionRequest) -> tuple[JSONDict | None, str]:
+        """The author's entry in the channel's banned users (bans and running timeouts), or None."""
+        call = "GET /moderation/banned"
+        params = {"broadcaster_id": req.event.channel_id, "user_id": req.event.author_id}
+        resp = await self.send("GET", self.base_url + "/moderation/banned", headers=self._headers, params=params)
+        self._result(resp, call, ok_404=False, ok_message="")
+        data = json_body(resp).get("data")
+        for entry in data if isinstance(data, list) else []:
+            if isinstance(entry, dict) and entry.get("user_id") == req.event.author_id:
+                return entry, call
+        return None, call
+
     async def _delete_message(self, req: ActionRequest) -> JSONDict:
         # Without message_id Helix clears the whole chat, so a missing id must never reach the call.
         if not req.event.message_id:
@@ -104,7 +152,7 @@ class TwitchConnector(HttpConnector):
         text = str(body.get("message", resp.text[:200]))
         message = f"Twitch {call} answered {status}: {text}"
         if status == 429:
-            raise ConnectorError(message, retry_after_s=self._retry_after(resp))
+            raise ConnectorError(message, retry_after_s=self._retry_after(resp), maybe_applied=False)
         if status >= 500:
             raise ConnectorError(message)
         if (status == 404 and ok_404) or (status == 400 and ok_message and ok_message in text):
@@ -125,4 +173,7 @@ class TwitchConnector(HttpConnector):
 
 
 def _reason(req: ActionRequest) -> str:
-    return f"{req.action.reason or 'community rules'} (case {req.case_id})"[:_REASON_LIMIT]
+    """The reason Twitch shows (and lists with the ban). The case reference is never truncated away:
+    ``check`` tells this case's ban from someone else's by it."""
+    suffix = f" (case {req.case_id})"
+    return (req.action.reason or "community rules")[:_REASON_LIMIT - len(suffix)] + suffix

@@ -3,6 +3,10 @@
 Body: the request JSON (sorted keys, compact). Headers: ``Idempotency-Key`` (the receiver must drop a
 repeat), ``X-Safety-Timestamp`` and ``X-Safety-Signature: sha256=<hex>``, an HMAC-SHA256 with the shared
 secret over ``<timestamp>.<body>``. A revert posts the same shape with ``"action": "revert_<action>"``.
+
+Deduplicating by ``Idempotency-Key`` is the receiver's contract, so there is nothing to read back:
+``check`` answers "not known to be in place" and a retry after an interrupted attempt posts again with
+the same key, which the receiver drops if the first post reached it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from core.connectors.base import (
     JSONDict,
     not_reversible,
     parse_seconds,
+    transport_error,
 )
 
 
@@ -48,6 +53,14 @@ class WebhookConnector(HttpConnector):
             return not_reversible(req)
         return await self._post(req, req.payload(revert=True))
 
+    async def check(self, req: ActionRequest) -> JSONDict | None:
+        """Always None: the receiver deduplicates by ``Idempotency-Key``, so posting again is safe."""
+        return None
+
+    async def check_revert(self, req: ActionRequest) -> JSONDict | None:
+        """Always None, for the same reason as ``check``."""
+        return None
+
     async def _post(self, req: ActionRequest, payload: JSONDict) -> JSONDict:
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
         ts = str(int(time.time()))
@@ -56,9 +69,9 @@ class WebhookConnector(HttpConnector):
         try:
             resp = await self.client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as err:
-            raise ConnectorError(f"webhook unreachable: {err!r}") from err
+            raise transport_error("webhook unreachable", err) from err
         if resp.status_code == 429 or resp.status_code >= 500:
-            raise ConnectorError(f"webhook answered {resp.status_code}",
+            raise ConnectorError(f"webhook answered {resp.status_code}", maybe_applied=resp.status_code != 429,
                                  retry_after_s=parse_seconds(resp.headers.get("Retry-After")))
         if resp.status_code >= 400:
             raise ConnectorConfigError(f"webhook answered {resp.status_code}: {resp.text[:200]}")

@@ -1,16 +1,22 @@
 """Fake Discord (REST v10) and Twitch (Helix) moderation APIs for tests. TEST DOUBLES, not platforms.
 
 Each server speaks its platform's request and response shapes for exactly the endpoints the
-connectors use, checks auth headers and bodies the way the real API does (401/400/404 with the
-platform's error body), keeps state (bans, timeouts, deleted messages, DMs, warnings) and records
-every call (method, path, query, body, ``Idempotency-Key``, decoded ``X-Audit-Log-Reason``, answer).
-``count(action, target)`` says how many calls asked for one action on one target: the check that a
-retried or restarted worker did not sanction twice.
+connectors use (the mutating calls and the reads a retry uses to check whether an interrupted call
+took effect), checks auth headers and bodies the way the real API does (401/400/404 with the
+platform's error body), keeps state (bans with their reasons, timeouts, deleted messages, DMs,
+warnings) and records every call (method, path, query, body, ``Idempotency-Key``, decoded
+``X-Audit-Log-Reason``, answer). ``count(action, target)`` says how many calls asked for one action on
+one target, e.g. ``count("ban", user)`` = PUT bans for that user: the check that a retried or restarted
+worker did not sanction twice. Reads are recorded under their own names (``read_ban``, ``read_member``,
+``read_message``, ``read_messages``, ``read_banned``), so they never count as a mutating call.
 
 Dials (``configure``): ``rate_limit_next=N`` answers 429 with the platform's rate-limit headers for
 the next N calls (Discord: ``Retry-After`` + JSON ``retry_after``; Twitch: ``Ratelimit-Reset`` epoch
-seconds); ``fail_next=[500, 503]`` answers those statuses in turn; ``hang=True`` holds every call
-until released. Faults come before auth, as a rate limiter in front of the API would answer.
+seconds); ``fail_next=[500, 503]`` answers those statuses in turn; ``latency_s`` delays each answer;
+``hang=True`` holds each answer until released; ``slow_actions=["ban"]`` limits latency and hang to
+those recorded actions. Faults come before auth, as a rate limiter in front of the API would answer.
+Latency and hang come AFTER the state change, like a platform that processed the request but whose
+answer is slow or lost: a client killed mid-call leaves the effect in place.
 
     with FakeDiscord() as discord:
         connector = DiscordConnector(token=discord.token, guild_id=discord.guild_id, base_url=discord.base_url)
@@ -48,8 +54,11 @@ class FakePlatformConfig(BaseModel):
     rate_limit_next: int = Field(default=0, ge=0)
     retry_after_s: float = Field(default=2.5, ge=0)
     fail_next: list[int] = Field(default_factory=list)
+    latency_s: float = Field(default=0.0, ge=0)
     hang: bool = False
     hang_max_s: float = 60.0
+    # Recorded action names ("ban", "delete", ...) that latency and hang apply to; empty = every call.
+    slow_actions: list[str] = Field(default_factory=list)
 
 
 @dataclass
@@ -89,6 +98,7 @@ class _State:
             self.calls: list[RecordedCall] = []
             self.bans: set[str] = set()
             self.timeouts: dict[str, str] = {}  # user id -> until (ISO 8601)
+            self.ban_records: dict[str, JSONDict] = {}  # user id -> reason, created_at (bans and timeouts)
             self.deleted: set[str] = set()
             self.dms: list[JSONDict] = []  # messages sent to DM channels
             self.warnings: list[JSONDict] = []
@@ -115,9 +125,19 @@ class _State:
                 return self.config.fail_next.pop(0)
             return None
 
-    def hanging(self) -> bool:
+    def slowed(self, action: str) -> bool:
         with self.lock:
-            return self.config.hang and not self.stopping
+            return not self.config.slow_actions or action in self.config.slow_actions
+
+    def latency(self, action: str) -> float:
+        with self.lock:
+            latency = self.config.latency_s
+        return latency if self.slowed(action) else 0.0
+
+    def hanging(self, action: str) -> bool:
+        with self.lock:
+            hang = self.config.hang and not self.stopping
+        return hang and self.slowed(action)
 
 
 Handler = Callable[[Request, Any], Awaitable[_Answer]]
@@ -161,7 +181,8 @@ class _FakePlatform:
             return list(self.state.calls)
 
     def count(self, action: str, target: str, *, effective_only: bool = False) -> int:
-        """Calls that asked for ``action`` on ``target`` (any answer, or only those that changed state)."""
+        """Calls that asked for ``action`` on ``target`` (any answer, or only those that changed state).
+        ``count("ban", user)`` counts the ban requests (PUT at Discord, POST at Twitch) for that user."""
         return sum(1 for c in self.calls
                    if c.action == action and c.target == target and (c.effective or not effective_only))
 
@@ -184,7 +205,8 @@ class _FakePlatform:
 
     # --- request plumbing ---------------------------------------------------------------------
     async def handle(self, request: Request, action: str, target: str, handler: Handler) -> Response:
-        """Record the call, apply injected faults and auth, run ``handler`` and record its answer."""
+        """Record the call, apply injected faults and auth, run ``handler`` (the state changes now) and
+        record its answer; only then wait out any latency or hang before the answer leaves."""
         body = await _read_json(request)
         call = RecordedCall(method=request.method, path=request.url.path, query=dict(request.query_params),
                             body=body, idempotency_key=request.headers.get("idempotency-key"),
@@ -192,9 +214,9 @@ class _FakePlatform:
                             action=action, target=target)
         with self.state.lock:
             self.state.calls.append(call)
-        await self._hang_if_asked()
         answer = await self._answer(request, body, handler)
         call.status, call.effective = answer.response.status_code, answer.effective
+        await self._delay(action)
         return answer.response
 
     async def _answer(self, request: Request, body: Any, handler: Handler) -> _Answer:
@@ -206,10 +228,12 @@ class _FakePlatform:
             return _Answer(denied)
         return await handler(request, body)
 
-    async def _hang_if_asked(self) -> None:
+    async def _delay(self, action: str) -> None:
+        if latency := self.state.latency(action):
+            await asyncio.sleep(latency)
         # Polls: the release comes from another thread (reset/configure/stop); 20 ms does not matter here.
         deadline = time.monotonic() + self.state.config.hang_max_s
-        while self.state.hanging() and time.monotonic() < deadline:  # noqa: ASYNC110
+        while self.state.hanging(action) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -264,9 +288,9 @@ class FakeDiscord(_FakePlatform):
     api_prefix = "/api/v10"
 
     def __init__(self, *, token: str = "fake-discord-bot-token", guild_id: str = "900000000000000001",
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 bot_user_id: str = "900000000000000002", host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host=host, port=port)
-        self.token, self.guild_id = token, guild_id
+        self.token, self.guild_id, self.bot_user_id = token, guild_id, bot_user_id
 
     @property
     def dms(self) -> list[JSONDict]:
@@ -306,7 +330,7 @@ class FakeDiscord(_FakePlatform):
 
         @app.put(p + "/guilds/{guild_id}/bans/{user_id}")
         async def ban(request: Request, guild_id: str, user_id: str) -> Response:
-            return await self.handle(request, "ban", user_id, lambda r, b: self._ban(guild_id, user_id, b))
+            return await self.handle(request, "ban", user_id, lambda r, b: self._ban(r, guild_id, user_id, b))
 
         @app.delete(p + "/guilds/{guild_id}/bans/{user_id}")
         async def unban(request: Request, guild_id: str, user_id: str) -> Response:
@@ -322,6 +346,31 @@ class FakeDiscord(_FakePlatform):
         async def send_message(request: Request, channel_id: str) -> Response:
             return await self.handle(request, "send_message", channel_id,
                                      lambda r, b: self._send(channel_id, b))
+
+        self._read_routes(app)
+
+    def _read_routes(self, app: FastAPI) -> None:
+        """The reads a retry uses to see whether an interrupted call took effect."""
+        p = self.api_prefix
+
+        @app.get(p + "/guilds/{guild_id}/bans/{user_id}")
+        async def get_ban(request: Request, guild_id: str, user_id: str) -> Response:
+            return await self.handle(request, "read_ban", user_id, lambda r, b: self._get_ban(guild_id, user_id))
+
+        @app.get(p + "/guilds/{guild_id}/members/{user_id}")
+        async def get_member(request: Request, guild_id: str, user_id: str) -> Response:
+            return await self.handle(request, "read_member", user_id,
+                                     lambda r, b: self._get_member(guild_id, user_id))
+
+        @app.get(p + "/channels/{channel_id}/messages/{message_id}")
+        async def get_message(request: Request, channel_id: str, message_id: str) -> Response:
+            return await self.handle(request, "read_message", message_id,
+                                     lambda r, b: self._get_message(channel_id, message_id))
+
+        @app.get(p + "/channels/{channel_id}/messages")
+        async def list_messages(request: Request, channel_id: str) -> Response:
+            return await self.handle(request, "read_messages", channel_id,
+                                     lambda r, b: self._list_messages(channel_id, r.query_params.get("limit")))
 
     async def _delete(self, message_id: str) -> _Answer:
         with self.state.lock:
@@ -350,7 +399,7 @@ class FakeDiscord(_FakePlatform):
         member = {"user": {"id": user_id}, "roles": [], "communication_disabled_until": until}
         return _Answer(JSONResponse(member), effective=(before is None) != (until is None))
 
-    async def _ban(self, guild_id: str, user_id: str, body: Any) -> _Answer:
+    async def _ban(self, request: Request, guild_id: str, user_id: str, body: Any) -> _Answer:
         if (err := self._guild_error(guild_id)) is not None:
             return _Answer(err)
         if body is not None:
@@ -358,10 +407,13 @@ class FakeDiscord(_FakePlatform):
             if not isinstance(seconds, int) or not 0 <= seconds <= 604800:
                 return _Answer(_form_error("delete_message_seconds", "NUMBER_TYPE_MAX",
                                            "int value should be between 0 and 604800"))
+        reason = _unquoted(request.headers.get("x-audit-log-reason"))
         with self.state.lock:
             new = user_id not in self.state.bans
             self.state.bans.add(user_id)
             self.state.timeouts.pop(user_id, None)  # a banned user is no longer a member
+            if new:  # Discord keeps the audit-log reason of the ban that created it
+                self.state.ban_records[user_id] = {"reason": reason, "created_at": datetime.now(UTC).isoformat()}
         return _Answer(Response(status_code=204), effective=new)
 
     async def _unban(self, guild_id: str, user_id: str) -> _Answer:
@@ -371,6 +423,7 @@ class FakeDiscord(_FakePlatform):
             if user_id not in self.state.bans:
                 return _Answer(_discord_error(404, "Unknown Ban", 10026))
             self.state.bans.discard(user_id)
+            self.state.ban_records.pop(user_id, None)
         return _Answer(Response(status_code=204), effective=True)
 
     async def _open_dm(self, body: Any) -> _Answer:
@@ -401,6 +454,49 @@ class FakeDiscord(_FakePlatform):
             if nonce is not None:
                 self.state.nonces[str(nonce)] = message
         return _Answer(JSONResponse(message), effective=True)
+
+    async def _get_ban(self, guild_id: str, user_id: str) -> _Answer:
+        if (err := self._guild_error(guild_id)) is not None:
+            return _Answer(err)
+        with self.state.lock:
+            if user_id not in self.state.bans:
+                return _Answer(_discord_error(404, "Unknown Ban", 10026))
+            reason = self.state.ban_records.get(user_id, {}).get("reason")
+        return _Answer(JSONResponse({"reason": reason, "user": _discord_user(user_id)}))
+
+    async def _get_member(self, guild_id: str, user_id: str) -> _Answer:
+        if (err := self._guild_error(guild_id)) is not None:
+            return _Answer(err)
+        with self.state.lock:
+            if user_id in self.state.bans:
+                return _Answer(_discord_error(404, "Unknown Member", 10007))
+            until = self.state.timeouts.get(user_id)
+        return _Answer(JSONResponse({"user": _discord_user(user_id), "nick": None, "avatar": None, "roles": [],
+                                     "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False, "mute": False,
+                                     "flags": 0, "pending": False, "communication_disabled_until": until}))
+
+    async def _get_message(self, channel_id: str, message_id: str) -> _Answer:
+        """Every message exists until deleted (the fake has no message history of its own)."""
+        with self.state.lock:
+            if message_id in self.state.deleted:
+                return _Answer(_discord_error(404, "Unknown Message", 10008))
+        return _Answer(JSONResponse({"id": message_id, "channel_id": channel_id, "type": 0, "content": "",
+                                     "author": _discord_user("1"), "timestamp": datetime.now(UTC).isoformat()}))
+
+    async def _list_messages(self, channel_id: str, limit: str | None) -> _Answer:
+        """The channel's messages sent through this fake, newest first (Discord's order), at most ``limit``."""
+        count = int(limit) if limit and limit.isdigit() else 50
+        if not 1 <= count <= 100:
+            return _Answer(_form_error("limit", "NUMBER_TYPE_MAX", "int value should be between 1 and 100"))
+        author = {**_discord_user(self.bot_user_id), "bot": True}
+        with self.state.lock:
+            mine = [{**m, "author": author} for m in self.state.dms if m["channel_id"] == channel_id]
+        return _Answer(JSONResponse(list(reversed(mine))[:count]))
+
+
+def _discord_user(user_id: str) -> JSONDict:
+    return {"id": user_id, "username": f"user{user_id[-6:]}", "discriminator": "0", "global_name": None,
+            "avatar": None}
 
 
 def _timeout_problem(value: Any) -> str:
@@ -465,10 +561,12 @@ class FakeTwitch(_FakePlatform):
         if request.headers.get("client-id") != self.client_id:
             return _twitch_error(401, "Client ID and OAuth token do not match")
         q = request.query_params
-        for name in ("broadcaster_id", "moderator_id"):
+        # Get Banned Users takes no moderator_id: the token's user must moderate broadcaster_id.
+        required = ("broadcaster_id",) if request.method == "GET" else ("broadcaster_id", "moderator_id")
+        for name in required:
             if not q.get(name):
                 return _twitch_error(400, f"Missing required parameter \"{name}\"")
-        if q["moderator_id"] != self.moderator_id:
+        if "moderator_id" in required and q["moderator_id"] != self.moderator_id:
             return _twitch_error(401, "The ID in moderator_id must match the user ID found in the request's "
                                       "OAuth token.")
         return None
@@ -501,6 +599,12 @@ class FakeTwitch(_FakePlatform):
             target = str(data.get("user_id", "")) if isinstance(data, dict) else ""
             return await self.handle(request, "warn", target, lambda r, b: self._warn(r, b))
 
+        @app.get(p + "/moderation/banned")
+        async def banned(request: Request) -> Response:
+            user_ids = request.query_params.getlist("user_id")
+            return await self.handle(request, "read_banned", ",".join(user_ids),
+                                     lambda r, b: self._banned(user_ids))
+
     async def _delete(self, message_id: str) -> _Answer:
         if not message_id:
             # The real API would clear the whole chat: a connector must never send this.
@@ -532,6 +636,7 @@ class FakeTwitch(_FakePlatform):
                 self.state.timeouts.pop(user_id, None)
             else:
                 self.state.timeouts[user_id] = end
+            self.state.ban_records[user_id] = {"reason": reason, "created_at": now.isoformat()}
         record = {"broadcaster_id": request.query_params["broadcaster_id"], "moderator_id": self.moderator_id,
                   "user_id": user_id, "created_at": now.isoformat(), "end_time": end}
         return _Answer(JSONResponse({"data": [record]}), effective=True)
@@ -544,7 +649,26 @@ class FakeTwitch(_FakePlatform):
                 return _Answer(_twitch_error(400, "The user specified in the user_id field is not banned."))
             self.state.bans.discard(user_id)
             self.state.timeouts.pop(user_id, None)
+            self.state.ban_records.pop(user_id, None)
         return _Answer(Response(status_code=204), effective=True)
+
+    async def _banned(self, user_ids: list[str]) -> _Answer:
+        """Get Banned Users, filtered by ``user_id``: bans (``expires_at`` "") and running timeouts."""
+        now = datetime.now(UTC)
+        with self.state.lock:
+            entries = [self._banned_entry(u, now) for u in user_ids]
+        return _Answer(JSONResponse({"data": [e for e in entries if e is not None], "pagination": {}}))
+
+    def _banned_entry(self, user_id: str, now: datetime) -> JSONDict | None:
+        """One user's entry (the caller holds the lock), or None when neither banned nor timed out."""
+        end = self.state.timeouts.get(user_id)
+        if user_id not in self.state.bans and (end is None or datetime.fromisoformat(end) <= now):
+            return None
+        record = self.state.ban_records.get(user_id, {})
+        return {"user_id": user_id, "user_login": f"user{user_id}", "user_name": f"User{user_id}",
+                "expires_at": "" if user_id in self.state.bans else _rfc3339(end),
+                "created_at": _rfc3339(record.get("created_at")), "reason": record.get("reason", ""),
+                "moderator_id": self.moderator_id, "moderator_login": "fakemod", "moderator_name": "FakeMod"}
 
     async def _warn(self, request: Request, body: Any) -> _Answer:
         data = body.get("data") if isinstance(body, dict) else None
@@ -560,6 +684,13 @@ class FakeTwitch(_FakePlatform):
         with self.state.lock:
             self.state.warnings.append(record)
         return _Answer(JSONResponse({"data": [record]}), effective=True)
+
+
+def _rfc3339(iso: str | None) -> str:
+    """Helix's timestamp format (``2022-03-15T02:00:28Z``)."""
+    if not iso:
+        return ""
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def _read_json(request: Request) -> Any:

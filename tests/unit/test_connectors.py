@@ -1,5 +1,6 @@
 """Connectors against the fake Discord and Twitch servers over real HTTP: request shapes, inverses,
-rate limits, auth failures and the idempotent answers (already deleted, already banned, not banned)."""
+rate limits, auth failures, the idempotent answers (already deleted, already banned, not banned) and
+the read-backs a retry uses (``check`` / ``check_revert``) after an attempt that may have landed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pydantic import SecretStr
 
 from core.connectors import (
     ActionRequest,
+    CannotCheck,
     ConnectorConfigError,
     ConnectorError,
     DiscordConnector,
@@ -25,6 +27,7 @@ from core.connectors import (
     build_connector,
     build_router,
 )
+from core.services import free_port
 from core.settings import ConnectorSettings
 from core.testing.fake_platforms import FakeDiscord, FakeTwitch
 from domain.models import ActionType, ChatEvent, PlannedAction
@@ -196,11 +199,101 @@ async def test_discord_5xx_and_a_hung_call_are_retryable(
     impatient = DiscordConnector(token=discord_server.token, guild_id=discord_server.guild_id,
                                  base_url=discord_server.base_url, timeout_s=0.3)
     discord_server.configure(hang=True)
+    req = request(ActionType.BAN)
     try:
-        with pytest.raises(ConnectorError, match="unreachable"):
-            await impatient.apply(request(ActionType.BAN))
+        with pytest.raises(ConnectorError, match="unreachable") as hung:
+            await impatient.apply(req)
+        # The platform processed the request; only the answer was lost: the ban is in place.
+        assert hung.value.maybe_applied and discord_server.bans == {req.event.author_id}
     finally:
         discord_server.reset()
+
+
+async def test_a_slow_answer_times_the_client_out_but_the_ban_landed_and_reads_back(
+        discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    impatient = DiscordConnector(token=discord_server.token, guild_id=discord_server.guild_id,
+                                 base_url=discord_server.base_url, timeout_s=0.3)
+    discord_server.configure(latency_s=1.0, slow_actions=["ban"])  # only the ban's answer is slow
+    req = request(ActionType.BAN)
+    with pytest.raises(ConnectorError) as err:
+        await impatient.apply(req)
+    evidence = await impatient.check(req)
+    assert err.value.maybe_applied and evidence is not None and evidence["already_banned"] is False
+    assert discord_server.count("ban", req.event.author_id) == 1
+
+
+async def test_only_answers_that_prove_nothing_happened_are_not_maybe_applied(
+        discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    discord_server.configure(rate_limit_next=1, fail_next=[503])
+    with pytest.raises(ConnectorError) as limited:
+        await discord.apply(request(ActionType.BAN))
+    with pytest.raises(ConnectorError) as failed:
+        await discord.apply(request(ActionType.BAN))
+    closed = DiscordConnector(token="t", guild_id="1", base_url=f"http://127.0.0.1:{free_port()}/api/v10")
+    with pytest.raises(ConnectorError) as refused:
+        await closed.apply(request(ActionType.BAN))
+    assert (limited.value.maybe_applied, failed.value.maybe_applied, refused.value.maybe_applied) == (
+        False, True, False)
+
+
+@pytest.mark.parametrize("action", [ActionType.BAN, ActionType.TIMEOUT, ActionType.DELETE, ActionType.WARN])
+async def test_discord_check_reads_each_effect_back(
+        discord: DiscordConnector, discord_server: FakeDiscord, action: ActionType) -> None:
+    req = request(action, duration_s=600)
+    assert await discord.check(req) is None
+    applied = await discord.apply(req)
+    evidence = await discord.check(req)
+
+    assert evidence is not None and evidence["reconciled"] is True and evidence["call"].startswith("GET ")
+    mutating = [c for c in discord_server.calls if c.method != "GET" and c.action != "open_dm"]
+    assert len(mutating) == 1, [(c.method, c.path) for c in discord_server.calls]
+    if action == ActionType.WARN:
+        assert evidence["message_id"] == applied["message_id"]
+        assert discord_server.calls[-1].query == {"limit": "50"}
+
+
+async def test_discord_check_tells_a_ban_this_case_did_not_place(
+        discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    req = request(ActionType.BAN)
+    other = ActionRequest(idempotency_key="other:ban", case_id="other", event=req.event, action=req.action)
+    await discord.apply(other)
+    assert (await discord.check(req) or {})["already_banned"] is True
+    assert (await discord.check(other) or {})["already_banned"] is False
+
+
+async def test_discord_check_revert_sees_the_unban_and_the_lifted_timeout(
+        discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    for action in (ActionType.BAN, ActionType.TIMEOUT):
+        req = request(action, duration_s=600)
+        await discord.apply(req)
+        assert await discord.check_revert(req) is None, action
+        await discord.revert(req)
+        assert (await discord.check_revert(req) or {}).get("reconciled") is True, action
+    assert await discord.check_revert(request(ActionType.DELETE)) is None
+
+
+async def test_discord_an_expired_timeout_is_not_in_place(discord_server: FakeDiscord) -> None:
+    discord_server.reset()
+    later = datetime.now(UTC) + timedelta(hours=1)
+    connector = DiscordConnector(token=discord_server.token, guild_id=discord_server.guild_id,
+                                 base_url=discord_server.base_url, now=lambda: later)
+    req = request(ActionType.TIMEOUT, duration_s=60)
+    await DiscordConnector(token=discord_server.token, guild_id=discord_server.guild_id,
+                           base_url=discord_server.base_url).apply(req)
+    assert await connector.check(req) is None
+    assert (await connector.check_revert(req) or {}).get("communication_disabled_until", "x") is None
+
+
+def test_discord_warning_names_the_case_whatever_the_template() -> None:
+    req = request(ActionType.WARN)
+    default = DiscordConnector(token="t", guild_id="1")
+    custom = DiscordConnector(token="t", guild_id="1", warning_template="Be nice ({reason}).")
+    long = DiscordConnector(token="t", guild_id="1", warning_template="x" * 3000 + " {case_id}")
+    assert default.warning_text(req).endswith(f"Reference: case {req.case_id}.")
+    assert custom.warning_text(req) == f"Be nice ({CLAUSE}). (case {req.case_id})"
+    assert len(long.warning_text(req)) == 2000 and long.warning_text(req).endswith(f"(case {req.case_id})")
+    with pytest.raises(ConnectorConfigError, match="case_id"):
+        DiscordConnector(token="t", guild_id="1", warning_template="{user}")
 
 
 async def test_discord_audit_reason_is_url_encoded(discord: DiscordConnector, discord_server: FakeDiscord) -> None:
@@ -276,6 +369,45 @@ async def test_twitch_warning_posts_user_and_reason(twitch: TwitchConnector, twi
     assert (await twitch.revert(req))["reversible"] is False and len(twitch_server.calls) == 1
 
 
+@pytest.mark.parametrize("action", [ActionType.BAN, ActionType.TIMEOUT])
+async def test_twitch_check_lists_the_banned_user_and_check_revert_sees_the_unban(
+        twitch: TwitchConnector, twitch_server: FakeTwitch, action: ActionType) -> None:
+    req = request(action, platform="twitch", duration_s=600)
+    assert await twitch.check(req) is None
+    await twitch.apply(req)
+    evidence = await twitch.check(req)
+
+    assert evidence is not None and evidence["already_banned"] is False
+    assert (evidence["expires_at"] == "") is (action == ActionType.BAN)
+    read = twitch_server.calls[-1]
+    assert (read.method, read.path, read.query) == (
+        "GET", "/helix/moderation/banned", {"broadcaster_id": req.event.channel_id, "user_id": req.event.author_id})
+    assert await twitch.check_revert(req) is None
+    await twitch.revert(req)
+    assert (await twitch.check_revert(req) or {}).get("reconciled") is True
+    assert twitch_server.count(action.value, req.event.author_id) == 1
+
+
+async def test_twitch_a_timeout_is_not_a_ban_but_a_ban_covers_a_timeout(
+        twitch: TwitchConnector, twitch_server: FakeTwitch) -> None:
+    timeout = request(ActionType.TIMEOUT, platform="twitch", duration_s=600)
+    ban = ActionRequest(idempotency_key=f"{timeout.case_id}:ban", case_id=timeout.case_id, event=timeout.event,
+                        action=PlannedAction(action=ActionType.BAN, reason=CLAUSE))
+    await twitch.apply(timeout)
+    assert await twitch.check(ban) is None
+    await twitch.apply(ban)
+    assert (await twitch.check(timeout) or {}).get("expires_at") == ""
+
+
+async def test_twitch_deletes_and_warnings_cannot_be_read_back(
+        twitch: TwitchConnector, twitch_server: FakeTwitch) -> None:
+    for action in (ActionType.DELETE, ActionType.WARN):
+        with pytest.raises(CannotCheck, match="Helix has no API"):
+            await twitch.check(request(action, platform="twitch"))
+    assert await twitch.check(request(ActionType.DELETE, platform="twitch", message_id=None)) is None
+    assert twitch_server.calls == []
+
+
 async def test_twitch_429_waits_until_ratelimit_reset(twitch: TwitchConnector, twitch_server: FakeTwitch) -> None:
     twitch_server.configure(rate_limit_next=1, retry_after_s=3)
     with pytest.raises(ConnectorError) as err:
@@ -318,6 +450,8 @@ async def test_webhook_revert_posts_a_signed_revert_action() -> None:
     assert sent.headers["X-Safety-Signature"] == expected
     assert json.loads(sent.content)["action"] == "revert_ban"
     assert sent.headers["Idempotency-Key"] == req.idempotency_key
+    # The receiver deduplicates by Idempotency-Key: nothing to read back, a retry simply posts again.
+    assert await hook.check(req) is None and await hook.check_revert(req) is None and len(seen) == 1
 
 
 def test_router_picks_the_platform_connector_only_when_configured() -> None:

@@ -72,6 +72,7 @@ class Fakes:
         self.rung: list[PlannedAction] = [PlannedAction(action=ActionType.WARN)]
         self.brigading = False
         self.cap_bans = False
+        self.unconfirmed_delete = False
 
     def activities(self) -> list[Any]:
         fakes = self
@@ -100,6 +101,8 @@ class Fakes:
             fakes.acted.append(inp)
 
             def status(a: ActionType) -> str:
+                if fakes.unconfirmed_delete and a == ActionType.DELETE:
+                    return "unconfirmed"
                 return "capped" if fakes.cap_bans and inp.automated and a == ActionType.BAN else "applied"
 
             return ActResult(outcomes=[ActionOutcome(action=a.action, connector="fake", status=status(a.action),
@@ -376,3 +379,14 @@ async def test_capped_sanction_sends_the_case_to_a_person(wf_client: Client) -> 
     assert first.decision == Decision.REVIEW and any("daily cap" in r for r in first.reasons)
     assert fakes.acted[0].automated and not fakes.acted[1].automated  # the moderator's ban is not capped
     assert result.decision == Decision.ACTION
+
+
+async def test_an_unconfirmed_action_flags_the_case_for_a_person(wf_client: Client) -> None:
+    fakes = Fakes()
+    fakes.reason = lambda _: _verdict(severity=Severity.HIGH, recommended_action=ActionType.TIMEOUT)
+    fakes.unconfirmed_delete = True
+    result, _ = await _run(wf_client, fakes, "score=0.9 insult")
+    record = fakes.records[0]
+    assert [o.status for o in record.actions if o.action == ActionType.DELETE] == ["unconfirmed"]
+    assert record.decision.needs_review and result.needs_review
+    assert any("may not have been applied" in r for r in result.reasons)
