@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import Services
 from api.routes import appeals, audit, cases, events, exports, health, reviews, stats, users
+from api.routes.events import BATCH_INGEST_PATH
 from core.db import create_pool
 from core.settings import Settings, get_settings
 from core.telemetry import instrument_fastapi, setup_tracing
@@ -55,21 +56,23 @@ class RequestGuard:
     characters in the URL or a JSON body (422; PostgreSQL cannot store them, so they would otherwise
     fail deep inside a case)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, path_limits: dict[str, int] | None = None) -> None:
+        self.app, self.default_limit = app, limit
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope.get("path", ""), self.default_limit)
         if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
             await _reject(send, 422, "NUL characters (%00) are not allowed in the URL")
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._too_large(send, int(declared))
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, int(declared), limit)
             return
-        # Bodies are small (the limit is a few KiB): read all of it, check it, then hand it on.
+        # Bodies are bounded (a few KiB; a batch a few MiB): read all of it, check it, then hand it on.
         chunks: list[bytes] = []
         seen = 0
         more = True
@@ -79,8 +82,8 @@ class RequestGuard:
                 break
             chunk = message.get("body", b"")
             seen += len(chunk)
-            if seen > self.limit:
-                await self._too_large(send, seen)
+            if seen > limit:
+                await _too_large(send, seen, limit)
                 return
             chunks.append(chunk)
             more = bool(message.get("more_body", False))
@@ -99,9 +102,11 @@ class RequestGuard:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send, size: int) -> None:
-        await _reject(send, 413, f"request body is at least {size:,} bytes; the limit is {self.limit:,} "
-                                 "(SAFETY_API__MAX_BODY_BYTES)")
+
+async def _too_large(send: Send, size: int, limit: int) -> None:
+    setting = "MAX_BATCH_BODY_BYTES" if limit != get_settings().api.max_body_bytes else "MAX_BODY_BYTES"
+    await _reject(send, 413, f"request body is at least {size:,} bytes; the limit is {limit:,} "
+                             f"(SAFETY_API__{setting})")
 
 
 async def _reject(send: Send, status: int, detail: str) -> None:
@@ -155,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(exports.router)
     app.mount("/metrics", make_asgi_app())
-    app.add_middleware(RequestGuard, limit=settings.api.max_body_bytes)
+    app.add_middleware(RequestGuard, limit=settings.api.max_body_bytes,
+                       path_limits={BATCH_INGEST_PATH: settings.api.max_batch_body_bytes})
     instrument_fastapi(app)
     return app

@@ -50,6 +50,32 @@ class IngestAccepted(BaseModel):
     duplicate: bool = Field(False, description="True when this platform message was already ingested.")
 
 
+class EventBatchIn(BaseModel):
+    """Many chat events in one request (a bot or gateway that buffers its platform's stream)."""
+
+    events: list[EventIn] = Field(min_length=1, description=(
+        "At most SAFETY_API__MAX_BATCH_EVENTS events (default 500). The batch is validated as a whole: one "
+        "invalid event refuses the batch with 422 naming it (events.<index>.<field>) and nothing is ingested."))
+
+
+class BatchItemAccepted(BaseModel):
+    index: int = Field(description="Position of the event in the request.")
+    event_id: str | None = Field(None, description="The case id; absent only when the event was not accepted.")
+    status: Literal["queued", "recorded", "not_accepted"] = Field(description=(
+        "queued: its workflow is running; recorded: prescreened clean and already recorded (prescreen mode); "
+        "not_accepted: Temporal was unreachable for this event, send it again (same message_id: no duplicate)."))
+    processing_url: str | None = None
+    duplicate: bool = False
+    error: str | None = None
+
+
+class BatchAccepted(BaseModel):
+    accepted: int
+    duplicates: int
+    not_accepted: int
+    results: list[BatchItemAccepted]
+
+
 class ActionPublic(BaseModel):
     action: str
     status: str

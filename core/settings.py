@@ -80,6 +80,11 @@ class APISettings(BaseModel):
     port: int = 8001
     max_content_bytes: int = 4096
     max_body_bytes: int = 16384
+    # POST /v1/events/ingest/batch: at most this many events, and this many bytes, per request.
+    max_batch_events: int = 500
+    max_batch_body_bytes: int = 2_500_000
+    # Prescreen mode: threads that score one batch request in parallel (each message at batch 1).
+    screening_threads: int = Field(2, ge=1, le=16)
     rate_limit_per_minute: int = 6000
     # Prescreen mode: the API screens each event itself, records clean ones directly and starts a workflow
     # only for risky ones. Cheaper at high volume; clean events then have no workflow to trace.

@@ -30,14 +30,27 @@ async def append_audit(
     conn: asyncpg.Connection, *, actor: str, kind: str, case_id: str | None, payload: dict[str, Any]
 ) -> str:
     """Append one entry to the audit chain. Must run inside a transaction (it takes a transaction lock)."""
+    return await append_audit_many(conn, [(actor, kind, case_id, payload)])
+
+
+AuditEntry = tuple[str, str, str | None, dict[str, Any]]  # actor, kind, case_id, payload
+
+
+async def append_audit_many(conn: asyncpg.Connection, entries: list[AuditEntry]) -> str:
+    """Append entries to the audit chain in order, under one lock; returns the last hash. Must run
+    inside a transaction (the lock is held until it commits, so the chain never forks)."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _AUDIT_LOCK)
     prev = await conn.fetchval("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1") or GENESIS_HASH
-    digest = _audit_hash(prev, actor=actor, kind=kind, case_id=case_id, payload=payload)
-    await conn.execute(
+    rows = []
+    for actor, kind, case_id, payload in entries:
+        digest = _audit_hash(prev, actor=actor, kind=kind, case_id=case_id, payload=payload)
+        rows.append((actor, kind, case_id, payload, prev, digest))
+        prev = digest
+    await conn.executemany(
         "INSERT INTO audit_log (actor, kind, case_id, payload, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
-        actor, kind, case_id, payload, prev, digest,
+        rows,
     )
-    return digest
+    return prev
 
 
 async def verify_audit(pool: asyncpg.Pool) -> tuple[bool, int, int | None]:
@@ -55,43 +68,60 @@ async def verify_audit(pool: asyncpg.Pool) -> tuple[bool, int, int | None]:
     return True, count, None
 
 
+_INSERT_CASE = """
+    INSERT INTO cases (case_id, platform, channel_id, author_id, target_id, message_id, event_type, content,
+        path, risk_score, category, category_scores, decision, needs_review, reasons, actions, context,
+        reasoning, stage_ms, model_version, policy_version, workflow_id, run_id, event_at, received_at,
+        completed_at, review_status, review_queue)
+    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,
+            $27,$28)
+    ON CONFLICT (case_id) DO NOTHING
+    RETURNING true
+"""
+
+
+def _case_row(rec: CaseRecord) -> tuple[Any, ...]:
+    ev = rec.event
+    return (
+        rec.case_id, ev.platform, ev.channel_id, ev.author_id, ev.target_id, ev.message_id, ev.event_type,
+        ev.content, rec.path, rec.screen.risk_score, rec.decision.category.value, rec.screen.category_scores,
+        rec.decision.decision.value, rec.decision.needs_review, rec.decision.reasons,
+        [a.model_dump(mode="json") for a in rec.actions],
+        rec.context.model_dump(mode="json") if rec.context else None,
+        rec.reason.model_dump(mode="json") if rec.reason else None,
+        rec.stage_ms, rec.screen.model_version, rec.policy_version, rec.workflow_id, rec.run_id,
+        ev.timestamp, ev.received_at, rec.completed_at or datetime.now(UTC),
+        *(("pending", "standard") if rec.decision.decision == Decision.REVIEW else (None, None)),
+    )
+
+
+def _decision_audit(rec: CaseRecord) -> dict[str, Any]:
+    return {
+        "decision": rec.decision.decision.value, "category": rec.decision.category.value,
+        "risk_score": round(rec.screen.risk_score, 6), "needs_review": rec.decision.needs_review,
+        "actions": [f"{a.action.value}:{a.status}" for a in rec.actions],
+        "policy_version": rec.policy_version, "model_version": rec.screen.model_version,
+    }
+
+
 async def record_case(pool: asyncpg.Pool, rec: CaseRecord) -> bool:
     """Insert the case and its audit entry once. Returns False when the case was already recorded."""
-    ev = rec.event
+    return (await record_cases(pool, [rec]))[0]
+
+
+async def record_cases(pool: asyncpg.Pool, recs: list[CaseRecord]) -> list[bool]:
+    """Insert cases and their audit entries in one transaction, each once. Returns per record whether it
+    was new (False: already recorded). The audit chain lock is taken once for the whole batch."""
+    fresh: list[bool] = []
     async with pool.acquire() as conn, conn.transaction():
-        inserted = await conn.fetchval(
-            """
-            INSERT INTO cases (case_id, platform, channel_id, author_id, target_id, message_id, event_type, content,
-                path, risk_score, category, category_scores, decision, needs_review, reasons, actions, context,
-                reasoning, stage_ms, model_version, policy_version, workflow_id, run_id, event_at, received_at,
-                completed_at, review_status, review_queue)
-            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,
-                    $27,$28)
-            ON CONFLICT (case_id) DO NOTHING
-            RETURNING true
-            """,
-            rec.case_id, ev.platform, ev.channel_id, ev.author_id, ev.target_id, ev.message_id, ev.event_type,
-            ev.content, rec.path, rec.screen.risk_score, rec.decision.category.value, rec.screen.category_scores,
-            rec.decision.decision.value, rec.decision.needs_review, rec.decision.reasons,
-            [a.model_dump(mode="json") for a in rec.actions],
-            rec.context.model_dump(mode="json") if rec.context else None,
-            rec.reason.model_dump(mode="json") if rec.reason else None,
-            rec.stage_ms, rec.screen.model_version, rec.policy_version, rec.workflow_id, rec.run_id,
-            ev.timestamp, ev.received_at, rec.completed_at or datetime.now(UTC),
-            *(("pending", "standard") if rec.decision.decision == Decision.REVIEW else (None, None)),
-        )
-        if not inserted:
-            return False
-        await append_audit(
-            conn, actor="system", kind="decision", case_id=rec.case_id,
-            payload={
-                "decision": rec.decision.decision.value, "category": rec.decision.category.value,
-                "risk_score": round(rec.screen.risk_score, 6), "needs_review": rec.decision.needs_review,
-                "actions": [f"{a.action.value}:{a.status}" for a in rec.actions],
-                "policy_version": rec.policy_version, "model_version": rec.screen.model_version,
-            },
-        )
-    return True
+        insert = await conn.prepare(_INSERT_CASE)
+        for rec in recs:
+            fresh.append(bool(await insert.fetchval(*_case_row(rec))))
+        entries = [("system", "decision", rec.case_id, _decision_audit(rec))
+                   for rec, new in zip(recs, fresh, strict=True) if new]
+        if entries:
+            await append_audit_many(conn, entries)
+    return fresh
 
 
 async def record_review(pool: asyncpg.Pool, rec: ReviewRecord) -> bool:

@@ -11,17 +11,27 @@ from typing import Annotated, Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import names
-from activities.screening import screen_text
+from activities.screening import screen_text, screen_texts
 from activities.sessions import brigading_key
 from api.deps import ServicesDep, require
-from api.schemas import ActionPublic, ErrorOut, EventIn, EventStatus, IngestAccepted, OutcomePublic
+from api.schemas import (
+    ActionPublic,
+    BatchAccepted,
+    BatchItemAccepted,
+    ErrorOut,
+    EventBatchIn,
+    EventIn,
+    EventStatus,
+    IngestAccepted,
+    OutcomePublic,
+)
 from core import store
 from core.keys import KeyInfo, Role
 from core.metrics import DEPENDENCY_DEGRADED_TOTAL, INGEST_DURATION_MS, INGEST_REQUESTS_TOTAL
@@ -42,6 +52,9 @@ from workflows.moderate import MODERATION_QUEUE, SA_RISK, search_attributes_for_
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
+# Workflow starts one batch request keeps in flight (each is one round trip to Temporal).
+_BATCH_STARTS_IN_FLIGHT = 32
+BATCH_INGEST_PATH = "/v1/events/ingest/batch"
 _EVENT_NS = uuid.UUID("9f1c2b7a-3e4d-4c5b-8a6f-0d1e2f3a4b5c")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut},
@@ -66,13 +79,13 @@ def _to_domain(body: EventIn, event_id: str) -> ChatEvent:
     )
 
 
-def _check_size(body: EventIn, settings: Settings) -> None:
+def _check_size(body: EventIn, settings: Settings, *, where: str = "") -> None:
     size = len(body.content.encode("utf-8"))
     limit = settings.api.max_content_bytes
     if size > limit:
         raise HTTPException(413,
-                            f"content is {size:,} bytes; the limit is {limit:,} (SAFETY_API__MAX_CONTENT_BYTES). "
-                            "Split the message or truncate it.")
+                            f"{where}content is {size:,} bytes; the limit is {limit:,} "
+                            "(SAFETY_API__MAX_CONTENT_BYTES). Split the message or truncate it.")
 
 
 @router.post("/ingest", status_code=status.HTTP_202_ACCEPTED, response_model=IngestAccepted, responses=_ERRORS,
@@ -83,72 +96,193 @@ def _check_size(body: EventIn, settings: Settings) -> None:
 async def ingest(body: EventIn, services: ServicesDep,
                  key: Annotated[KeyInfo, Depends(require(Role.INGEST))]) -> IngestAccepted:
     started = time.perf_counter()
-    settings = services.settings
-    _check_size(body, settings)
-    event_id = event_id_for(body)
-    event = _to_domain(body, event_id)
+    _check_size(body, services.settings)
+    event = _to_domain(body, event_id_for(body))
     inp = ModerateEventInput(event=event, policy=await _policy_for(services, event))
+    event_id = event.event_id
     if services.model is not None:
         screen = await asyncio.to_thread(screen_text, services.model, event.content)
         if is_clean(screen, inp.policy):
-            recorded = await _record_prescreened(services, event, screen)
+            recorded = await _record_prescreened(services, [(event, screen)])
             if recorded is not None:
                 INGEST_REQUESTS_TOTAL.labels("202").inc()
                 INGEST_DURATION_MS.observe((time.perf_counter() - started) * 1000)
-                return IngestAccepted(event_id=event_id, processing_url=f"/v1/events/{event_id}/status",
-                                      duplicate=not recorded)
+                return IngestAccepted(event_id=event_id, processing_url=_status_url(event_id),
+                                      duplicate=not recorded[0])
         inp.prescreen = screen  # risky (or the database is down): the workflow takes it from here
-    duplicate = False
     try:
-        await services.temporal.start_workflow(
-            "ModerateEventWorkflow", inp, id=workflow_id(event_id), task_queue=MODERATION_QUEUE,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=search_attributes_for_start(inp),
-            static_summary=f"{event.platform} #{event.channel_id}: {event.author_id} -> {event.target_id or '-'}",
-            static_details=f"case {event_id}, {event.event_type}, message {event.message_id or '-'}",
-        )
-    except WorkflowAlreadyStartedError:
-        duplicate = True
+        duplicate = await _start_case(services, inp)
     except RPCError as err:
         INGEST_REQUESTS_TOTAL.labels("503").inc()
-        log.error("ingest failed: temporal unreachable", extra={"event_id": event_id, "error": str(err)})
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "event NOT accepted: the workflow service is "
                             "unreachable; retry with the same message_id", headers={"Retry-After": "2"}) from err
     INGEST_REQUESTS_TOTAL.labels("202").inc()
     INGEST_DURATION_MS.observe((time.perf_counter() - started) * 1000)
     log.info("event accepted", extra={"event_id": event_id, "platform": event.platform, "duplicate": duplicate,
                                       "key": key.name})
-    return IngestAccepted(event_id=event_id, processing_url=f"/v1/events/{event_id}/status", duplicate=duplicate)
+    return IngestAccepted(event_id=event_id, processing_url=_status_url(event_id), duplicate=duplicate)
+
+
+@router.post("/ingest/batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchAccepted,
+             responses={**_ERRORS, 207: {"model": BatchAccepted,
+                                         "description": "Some events were NOT accepted: send those again."}},
+             summary="Accept many chat events in one request",
+             description="For high-volume platforms: one request carries up to SAFETY_API__MAX_BATCH_EVENTS "
+                         "events. Each accepted event becomes one case exactly as with `/ingest` (same "
+                         "`event_id` rule, duplicates reported); in prescreen mode the whole batch is screened "
+                         "in one model call and clean events are recorded in one transaction. 202: all "
+                         "accepted. 207: some were not (Temporal unreachable): their `status` is "
+                         "`not_accepted`; send them again. One invalid event refuses the whole batch (422 "
+                         "naming `events.<index>`), so nothing is half-ingested by a malformed request.")
+async def ingest_batch(body: EventBatchIn, services: ServicesDep, response: Response,
+                       key: Annotated[KeyInfo, Depends(require(Role.INGEST))]) -> BatchAccepted:
+    started = time.perf_counter()
+    limit = services.settings.api.max_batch_events
+    if len(body.events) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
+                            f"the batch has {len(body.events):,} events; the limit is {limit:,} "
+                            "(SAFETY_API__MAX_BATCH_EVENTS). Split it into smaller batches.")
+    for i, item in enumerate(body.events):
+        _check_size(item, services.settings, where=f"events.{i}.content: ")
+    events = [_to_domain(item, event_id_for(item)) for item in body.events]
+    policies = await _policies_for(services, events)
+    inputs = [ModerateEventInput(event=ev, policy=pol) for ev, pol in zip(events, policies, strict=True)]
+    results: list[BatchItemAccepted | None] = [None] * len(inputs)
+    pending = list(range(len(inputs)))
+    if services.model is not None:
+        pending = await _prescreen_batch(services, inputs, results)
+    await _start_cases(services, inputs, pending, results)
+    items = [r for r in results if r is not None]
+    not_accepted = sum(1 for r in items if r.status == "not_accepted")
+    if not_accepted:
+        response.status_code = status.HTTP_207_MULTI_STATUS
+        response.headers["Retry-After"] = "2"
+    INGEST_REQUESTS_TOTAL.labels(str(response.status_code or 202)).inc()
+    INGEST_DURATION_MS.observe((time.perf_counter() - started) * 1000)
+    log.info("batch accepted", extra={"events": len(items), "not_accepted": not_accepted, "key": key.name})
+    return BatchAccepted(accepted=len(items) - not_accepted, duplicates=sum(1 for r in items if r.duplicate),
+                         not_accepted=not_accepted, results=items)
+
+
+def _status_url(event_id: str) -> str:
+    return f"/v1/events/{event_id}/status"
+
+
+async def _prescreen_batch(services: ServicesDep, inputs: list[ModerateEventInput],
+                           results: list[BatchItemAccepted | None]) -> list[int]:
+    """Screen the batch in one model call; record the clean events in one transaction. Returns the
+    indices that still need a workflow (risky ones carry their screen result into it)."""
+    model = services.model
+    assert model is not None
+    # onnxruntime releases the GIL: a few threads score parts of the batch on all cores at once.
+    texts = [i.event.content for i in inputs]
+    step = -(-len(texts) // services.settings.api.screening_threads)
+    parts = await asyncio.gather(*(asyncio.to_thread(screen_texts, model, texts[i:i + step])
+                                   for i in range(0, len(texts), step)))
+    screens = [s for part in parts for s in part]
+    clean = [k for k, (inp, scr) in enumerate(zip(inputs, screens, strict=True)) if is_clean(scr, inp.policy)]
+    recorded = await _record_prescreened(services, [(inputs[k].event, screens[k]) for k in clean]) if clean else []
+    if recorded is None:
+        recorded_set: set[int] = set()
+    else:
+        recorded_set = set(clean)
+        for k, fresh in zip(clean, recorded, strict=True):
+            eid = inputs[k].event.event_id
+            results[k] = BatchItemAccepted(index=k, event_id=eid, status="recorded",
+                                           processing_url=_status_url(eid), duplicate=not fresh)
+    pending = [k for k in range(len(inputs)) if k not in recorded_set]
+    for k in pending:
+        inputs[k].prescreen = screens[k]
+    return pending
+
+
+async def _start_cases(services: ServicesDep, inputs: list[ModerateEventInput], indices: list[int],
+                       results: list[BatchItemAccepted | None]) -> None:
+    """Start the workflows of ``indices`` concurrently (bounded); each result says queued or not_accepted."""
+    gate = asyncio.Semaphore(_BATCH_STARTS_IN_FLIGHT)
+
+    async def one(k: int) -> None:
+        eid = inputs[k].event.event_id
+        async with gate:
+            try:
+                duplicate = await _start_case(services, inputs[k])
+            except RPCError as err:
+                results[k] = BatchItemAccepted(index=k, event_id=eid, status="not_accepted",
+                                               error=f"the workflow service is unreachable ({err.message}); "
+                                                     "send this event again")
+                return
+        results[k] = BatchItemAccepted(index=k, event_id=eid, status="queued", processing_url=_status_url(eid),
+                                       duplicate=duplicate)
+
+    await asyncio.gather(*(one(k) for k in indices))
+
+
+async def _start_case(services: ServicesDep, inp: ModerateEventInput) -> bool:
+    """Start the event's case workflow. Returns True when it already existed (a redelivery); raises
+    ``RPCError`` when Temporal is unreachable (the event is then NOT accepted)."""
+    event = inp.event
+    try:
+        await services.temporal.start_workflow(
+            "ModerateEventWorkflow", inp, id=workflow_id(event.event_id), task_queue=MODERATION_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=search_attributes_for_start(inp),
+            static_summary=f"{event.platform} #{event.channel_id}: {event.author_id} -> {event.target_id or '-'}",
+            static_details=f"case {event.event_id}, {event.event_type}, message {event.message_id or '-'}",
+        )
+    except WorkflowAlreadyStartedError:
+        return True
+    except RPCError as err:
+        log.error("ingest failed: temporal unreachable", extra={"event_id": event.event_id, "error": str(err)})
+        raise
+    return False
 
 
 async def _policy_for(services: ServicesDep, event: ChatEvent) -> PolicyConfig:
-    """The policy for this event: lower review threshold while its target is being brigaded (a flag the
-    target's session publishes in Redis). Redis down: the normal policy (fail open, counted)."""
-    if not event.target_id:
-        return services.policy
+    return (await _policies_for(services, [event]))[0]
+
+
+async def _policies_for(services: ServicesDep, events: list[ChatEvent]) -> list[PolicyConfig]:
+    """The policy per event: a lower review threshold while its target is being brigaded (a flag the
+    target's session publishes in Redis; one MGET for the whole batch). Redis down: the normal policy
+    (fail open, counted)."""
+    keys = sorted({brigading_key(ev.platform, ev.target_id) for ev in events if ev.target_id})
+    if not keys:
+        return [services.policy] * len(events)
     try:
-        flag = await services.redis.get(brigading_key(event.platform, event.target_id))
+        flags = dict(zip(keys, await services.redis.mget(keys), strict=True))
     except (aioredis.RedisError, OSError):
         DEPENDENCY_DEGRADED_TOTAL.labels("redis").inc()
-        return services.policy
-    if flag is None:
-        return services.policy
-    policy = services.policy.model_copy(deep=True)
-    policy.thresholds.review = round(policy.thresholds.review * float(flag), 6)
-    return policy
+        return [services.policy] * len(events)
+    lowered: dict[str, PolicyConfig] = {}
+    out = []
+    for ev in events:
+        flag = flags.get(brigading_key(ev.platform, ev.target_id)) if ev.target_id else None
+        if flag is None:
+            out.append(services.policy)
+            continue
+        factor = float(flag)
+        if str(factor) not in lowered:
+            policy = services.policy.model_copy(deep=True)
+            policy.thresholds.review = round(policy.thresholds.review * factor, 6)
+            lowered[str(factor)] = policy
+        out.append(lowered[str(factor)])
+    return out
 
 
-async def _record_prescreened(services: ServicesDep, event: ChatEvent, screen: ScreenResult) -> bool | None:
-    """Record a clean prescreened event directly. Returns True (recorded), False (already recorded), or
-    None when PostgreSQL is unavailable: then the caller starts the workflow, which retries until it can."""
-    record = CaseRecord(case_id=event.event_id, event=event, path="prescreen", screen=screen,
-                        decision=clean_decision(screen), policy_version=services.policy.version,
-                        completed_at=datetime.now(UTC), stage_ms={"screen": screen.duration_ms})
+async def _record_prescreened(services: ServicesDep,
+                              screened: list[tuple[ChatEvent, ScreenResult]]) -> list[bool] | None:
+    """Record clean prescreened events directly, in one transaction. Returns per event True (recorded) or
+    False (already recorded), or None when PostgreSQL is unavailable: then the caller starts the
+    workflows, which retry until they can."""
+    now = datetime.now(UTC)
+    records = [CaseRecord(case_id=ev.event_id, event=ev, path="prescreen", screen=screen,
+                          decision=clean_decision(screen), policy_version=services.policy.version,
+                          completed_at=now, stage_ms={"screen": screen.duration_ms}) for ev, screen in screened]
     try:
-        return await store.record_case(services.pool, record)
+        return await store.record_cases(services.pool, records)
     except (OSError, asyncpg.PostgresError) as err:
-        log.warning("prescreen record failed; falling back to the workflow", extra={"event_id": event.event_id,
-                                                                                     "error": str(err)})
+        log.warning("prescreen record failed; falling back to the workflow",
+                    extra={"events": len(records), "error": str(err)})
         return None
 
 

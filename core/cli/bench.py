@@ -134,10 +134,12 @@ def screening(
 
 def _mount() -> None:
     from core.bench.e2e import e2e
+    from core.bench.ingest import ingest
     from core.bench.reasoning import reasoning
 
     app.command("reasoning")(reasoning)
     app.command("e2e")(e2e)
+    app.command("ingest")(ingest)
 
 
 _mount()
