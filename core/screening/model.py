@@ -24,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from core.screening.lexicon import LEXICON_FEATURES, Lexicon
 from domain.models import HarmCategory, ScreeningThresholds
 from domain.normalize import normalize
 
@@ -99,6 +100,29 @@ def char_ngrams(text: str, cfg: NgramConfig) -> tuple[list[int], list[float]]:
 
 
 @dataclass(frozen=True)
+class _Feats:
+    """One prepared message's model inputs: word-piece ids, optional char n-grams and lexicon features."""
+
+    ids: list[int]
+    ngrams: tuple[list[int], list[float]] | None = None
+    lexicon: list[float] | None = None
+
+
+def _load_lexicon(model_dir: Path, meta: dict[str, object]) -> Lexicon | None:
+    """The model's lexicon (``model.json`` names its file), or None for a model trained without one."""
+    spec = meta.get("lexicon")
+    if not isinstance(spec, dict):
+        return None
+    if tuple(spec.get("features", ())) != LEXICON_FEATURES:
+        raise ValueError(f"{model_dir}/model.json lexicon features {spec.get('features')} do not match this "
+                         f"runtime's {list(LEXICON_FEATURES)}: retrain the model or update the code")
+    path = model_dir / str(spec.get("file", "lexicon.json"))
+    if not path.is_file():
+        raise FileNotFoundError(f"screening model file missing: {path}")
+    return Lexicon.load(path)
+
+
+@dataclass(frozen=True)
 class ScreenScores:
     overall: float  # harm probability 0..1
     categories: dict[str, float]  # keys = the four HarmCategory values (not "none")
@@ -124,9 +148,11 @@ class ScreeningModel:
         category_thresholds: dict[str, float],
         model_dir: Path,
         ngrams: NgramConfig | None = None,
+        lexicon: Lexicon | None = None,
     ) -> None:
         self._session = session
         self._ngrams = ngrams
+        self._lexicon = lexicon
         self._tokenizer = tokenizer
         self.version = version
         self.embedding_dim = embedding_dim
@@ -181,36 +207,38 @@ class ScreeningModel:
             category_thresholds={c: float(thr["categories"][c]) for c in categories},
             model_dir=model_dir,
             ngrams=NgramConfig(**meta["char_ngrams"]) if meta.get("char_ngrams") else None,
+            lexicon=_load_lexicon(model_dir, meta),
         )
 
     # -- inference -----------------------------------------------------------------------------
 
-    def _features(self, prepared: str) -> tuple[list[int], tuple[list[int], list[float]] | None]:
+    def _features(self, prepared: str) -> _Feats:
         ids = self._tokenizer.encode(prepared).ids
-        return ids, (char_ngrams(prepared, self._ngrams) if self._ngrams else None)
+        return _Feats(ids=ids, ngrams=char_ngrams(prepared, self._ngrams) if self._ngrams else None,
+                      lexicon=self._lexicon.features(prepared) if self._lexicon else None)
 
-    def _run(
-        self, feats: list[tuple[list[int], tuple[list[int], list[float]] | None]]
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, feats: list[_Feats]) -> tuple[np.ndarray, np.ndarray]:
         """Run one padded batch; returns (embeddings [n, d], scores [n, 1 + n_categories])."""
         n = len(feats)
-        width = max(len(f[0]) for f in feats)
+        width = max(len(f.ids) for f in feats)
         input_ids = np.zeros((n, width), dtype=np.int64)
         mask = np.zeros((n, width), dtype=np.int64)
-        for i, (row, _) in enumerate(feats):
-            input_ids[i, : len(row)] = row
-            mask[i, : len(row)] = 1
+        for i, f in enumerate(feats):
+            input_ids[i, : len(f.ids)] = f.ids
+            mask[i, : len(f.ids)] = 1
         inputs = {"input_ids": input_ids, "attention_mask": mask}
         if self._ngrams is not None:
-            k = max([1] + [len(f[1][0]) for f in feats if f[1] is not None])
+            k = max([1] + [len(f.ngrams[0]) for f in feats if f.ngrams is not None])
             ng_ids = np.zeros((n, k), dtype=np.int64)
             ng_vals = np.zeros((n, k), dtype=np.float32)
-            for i, (_, ng) in enumerate(feats):
-                if ng is not None and ng[0]:
-                    ng_ids[i, : len(ng[0])] = ng[0]
-                    ng_vals[i, : len(ng[1])] = ng[1]
+            for i, f in enumerate(feats):
+                if f.ngrams is not None and f.ngrams[0]:
+                    ng_ids[i, : len(f.ngrams[0])] = f.ngrams[0]
+                    ng_vals[i, : len(f.ngrams[1])] = f.ngrams[1]
             inputs["ngram_ids"] = ng_ids
             inputs["ngram_vals"] = ng_vals
+        if self._lexicon is not None:
+            inputs["lexicon_feats"] = np.array([f.lexicon for f in feats], dtype=np.float32)
         emb, scores = self._session.run(["sentence_embedding", "scores"], inputs)
         return emb, scores
 
@@ -234,7 +262,7 @@ class ScreeningModel:
         if not texts:
             return []
         feats = [self._features(prepare_text(t)) for t in texts]
-        ids = [f[0] for f in feats]
+        ids = [f.ids for f in feats]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out: list[ScreenScores | None] = [None] * len(ids)
         start = 0
