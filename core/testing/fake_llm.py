@@ -400,6 +400,11 @@ class FakeLLMServer:
     def stats(self) -> JSONDict:
         return self._state.stats()
 
+    @property
+    def running(self) -> bool:
+        """False after ``stop`` (or before ``start``): the port refuses connections."""
+        return self._http.running
+
     def start(self, timeout_s: float = 10.0) -> FakeLLMServer:
         """Bind, serve in a daemon thread, and return once the server accepts connections."""
         self._state.stopping = False

@@ -111,7 +111,7 @@ async def test_llm_down_then_hanging_sends_risky_cases_to_review_by_the_deadline
     try:
         result = await drive(fault_stack, "llm-down", spread_s=spread, faults=faults)
     finally:
-        if fault_llm._thread is None:  # noqa: SLF001 - the fault left it stopped
+        if not fault_llm.running:  # the fault left it stopped
             fault_llm.reset()
             fault_llm.start()
         fault_llm.reset()
