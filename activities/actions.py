@@ -41,7 +41,12 @@ from core.connectors import (
     ConnectorError,
     ConnectorRouter,
 )
-from core.metrics import ACTION_FAILED_TOTAL, ACTIONS_APPLIED_TOTAL, SANCTION_CAP_REACHED_TOTAL
+from core.metrics import (
+    ACTION_FAILED_TOTAL,
+    ACTIONS_APPLIED_TOTAL,
+    ACTIONS_UNCONFIRMED_TOTAL,
+    SANCTION_CAP_REACHED_TOTAL,
+)
 from domain.actions import RevertInput
 from domain.models import ActInput, ActionOutcome, ActionType, ActResult, PlannedAction
 
@@ -115,6 +120,7 @@ class ActionActivities:
             detail = (f"not repeated: a previous attempt may have reached {connector.name}, and {err}, so a "
                       f"repeat could duplicate it; check {connector.name} to see whether it took effect")
             await self._finish(key, "unconfirmed", {"unconfirmed": detail})
+            ACTIONS_UNCONFIRMED_TOTAL.labels(connector.name, req.action.action.value).inc()
             return "unconfirmed", detail
         if evidence is None:
             return None

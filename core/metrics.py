@@ -52,6 +52,11 @@ INGEST_DURATION_MS = Histogram(
 DEPENDENCY_DEGRADED_TOTAL = Counter(
     "safety_dependency_degraded_total", "Requests served in degraded mode because a dependency was down.", ["dependency"],
 )
+ACTIONS_UNCONFIRMED_TOTAL = Counter(
+    "safety_actions_unconfirmed_total",
+    "Platform actions whose interrupted call may or may not have landed and that the platform cannot read "
+    "back (not repeated; a moderator checks), by connector and action.", ["connector", "action"],
+)
 SANCTION_CAP_REACHED_TOTAL = Counter(
     "safety_sanction_cap_reached_total", "Automated bans/timeouts withheld because the community's daily cap was reached.", ["platform", "action"],
 )

@@ -18,6 +18,7 @@ from functools import partial
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -226,6 +227,8 @@ async def test_a_twitch_warning_or_delete_killed_mid_call_is_unconfirmed_never_r
     inp = act_input(ev, action)
     name, target = ("warn", ev.author_id) if action == ActionType.WARN else ("delete", ev.message_id or "")
     await killed_mid_call(partial(execute, acts, inp), twitch, name, target)
+    labels = {"connector": "twitch", "action": action.value}
+    before = REGISTRY.get_sample_value("safety_actions_unconfirmed_total", labels) or 0.0
 
     first = await execute(acts, inp)
     again = await execute(acts, inp)  # a later retry of the activity (e.g. another action failed)
@@ -236,6 +239,8 @@ async def test_a_twitch_warning_or_delete_killed_mid_call_is_unconfirmed_never_r
         assert "Helix has no API" in result.outcomes[0].detail
     assert twitch.count(name, target) == 1
     assert (await ledger(pool, ev.event_id))[f"{ev.event_id}:{action.value}"] == ("unconfirmed", "twitch")
+    # Counted once (the alert ActionUnconfirmed fires on it), not again by the later retry.
+    assert REGISTRY.get_sample_value("safety_actions_unconfirmed_total", labels) == before + 1
 
 
 async def test_a_server_error_leaves_the_row_calling_and_the_retry_reads_back(
