@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from core.settings import TASK_QUEUES, Settings
 
@@ -138,9 +138,10 @@ def _redis(settings: Settings) -> Any:
 
 def make_worker(client: Client, spec: WorkerSpec, settings: Settings,
                 interceptors: Sequence[Any] = ()) -> Worker:
+    runner = {} if settings.worker.workflow_sandbox else {"workflow_runner": UnsandboxedWorkflowRunner()}
     return Worker(
         client, task_queue=spec.queue, workflows=spec.workflows, activities=spec.activities,
-        activity_executor=spec.executor,
+        activity_executor=spec.executor, **runner,
         max_concurrent_activities=spec.max_concurrent_activities or settings.worker.max_concurrent_activities,
         interceptors=list(interceptors),
     )
