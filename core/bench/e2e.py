@@ -14,7 +14,8 @@ Reports:
   counted in ``status_polls_pending``). Ingest latency is that of the request that got the 202.
 * ``temporal_cpu_ms_per_event``: user+system CPU of the Temporal dev server process over the main
   phase (send + drain) divided by accepted events, minus the server's idle CPU measured just before.
-* ``backlog_grew``: events whose outcome did not arrive within the run + drain period (``lost``), or
+* ``backlog_grew``: events whose outcome did not arrive within the run + drain period
+  (``unfinished_at_drain``; ``lost`` counts those whose case the status URL does not know), or
   pending events (accepted - completed, computed from the timestamps) still rising over the second half
   of the send window.
 * With ``naive_compare``: two short phases after the main one at the same rate: clean events only
@@ -348,13 +349,26 @@ async def _naive_phase(temporal_address: str, *, rate: float, n: int, temporal_p
     return {"n": n, "failed": failed, "cpu_s": cpu_s, "wall_s": wall}
 
 
+async def _unknown_cases(http: httpx.AsyncClient, unfinished: Sequence[Sent]) -> int:
+    """Of the events still unfinished after the drain, how many the system does not know (status 404):
+    those are lost; the others are late (their case is queued or running)."""
+    unknown = 0
+    for rec in unfinished:
+        if rec.status_url and (await http.get(rec.status_url)).status_code == 404:
+            unknown += 1
+    return unknown
+
+
 def _lat_ms(recs: Sequence[Sent]) -> list[float]:
     return [max(0.0, (r.completed_at - r.sent_at) * 1000) for r in recs if r.completed_at is not None]
 
 
 def build_report(main: PhaseResult, *, rate: float, duration_s: float, idle_cpu_per_s: float,
-                 clean_phase: PhaseResult | None = None, naive: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The summary dict from raw phase results (pure: no I/O)."""
+                 clean_phase: PhaseResult | None = None, naive: dict[str, Any] | None = None,
+                 unknown_after_drain: int | None = None) -> dict[str, Any]:
+    """The summary dict from raw phase results (pure: no I/O). ``unfinished_at_drain``: accepted events
+    without an outcome when the drain ended (late, and a sign of backlog); ``lost``: of those, the ones
+    whose case the system does not know (``unknown_after_drain``, from a status check; without it, all)."""
     ev = main.events
     accepted = [r for r in ev if r.accepted_at is not None]
     lost = [r for r in accepted if r.completed_at is None]
@@ -405,7 +419,8 @@ def build_report(main: PhaseResult, *, rate: float, duration_s: float, idle_cpu_
         "temporal_idle_cpu_ms_per_s": round(idle_cpu_per_s * 1000, 2),
         "backlog_grew": grew, "pending_trend_per_s": round(trend, 3),
         "pending_max": max((p for _, p in series), default=0),
-        "pending_series": [[round(t - main.send_start, 1), p] for t, p in series], "lost": len(lost),
+        "pending_series": [[round(t - main.send_start, 1), p] for t, p in series], "unfinished_at_drain": len(lost),
+        "lost": len(lost) if unknown_after_drain is None else unknown_after_drain,
         "not_accepted": len(ev) - len(accepted), "errors": errors, "decisions": decisions,
         "clean_n": len(clean_recs), "risky_n": len(risky_recs),
         "status_polls_pending": main.polls_pending,
@@ -433,6 +448,7 @@ async def run_e2e(base_url: str, api_key: str, *, rate: float, duration_s: float
             raise RuntimeError(f"{base_url}/ready answered {r.status_code}: {r.text[:200]}")
         main = await _run_phase(http, rate=rate, duration_s=duration_s, clean_ratio=clean_ratio, drain_s=drain_s,
                                 temporal_pid=temporal_pid, label="events", progress=progress, seed=seed)
+        unknown = await _unknown_cases(http, [r for r in main.events if r.accepted_at and r.completed_at is None])
         clean_phase = naive = None
         if naive_compare:
             cmp_s = min(duration_s, compare_duration_s)
@@ -443,7 +459,7 @@ async def run_e2e(base_url: str, api_key: str, *, rate: float, duration_s: float
         naive = await _naive_phase(temporal_address, rate=rate, n=len(arrival_schedule(rate, cmp_s)),
                                    temporal_pid=temporal_pid, progress=progress)
     report = build_report(main, rate=rate, duration_s=duration_s, idle_cpu_per_s=idle, clean_phase=clean_phase,
-                          naive=naive)
+                          naive=naive, unknown_after_drain=unknown)
     report["temporal_pid"] = temporal_pid
     return report
 

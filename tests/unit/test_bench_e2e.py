@@ -113,7 +113,9 @@ def test_build_report_counts_lost_and_classifies_by_outcome_path() -> None:
     events.append(_sent("risky", 1000.6, 10, None))  # accepted, no outcome by the end of the drain
     main = PhaseResult(events=events, send_start=1000.0, send_end=1001.0, cpu_s=None, wall_s=5.0)
     rep = build_report(main, rate=7, duration_s=1.0, idle_cpu_per_s=0.0)
-    assert rep["lost"] == 1 and rep["backlog_grew"] is True
+    assert rep["lost"] == rep["unfinished_at_drain"] == 1 and rep["backlog_grew"] is True
+    late = build_report(main, rate=7, duration_s=1.0, idle_cpu_per_s=0.0, unknown_after_drain=0)
+    assert late["unfinished_at_drain"] == 1 and late["lost"] == 0 and late["backlog_grew"] is True
     assert rep["clean_n"] == 5 and rep["risky_n"] == 2  # the lost one counts by what it was sent as
     assert rep["risky_p50_ms"] == pytest.approx(2000, abs=1)
     assert rep["temporal_cpu_ms_per_event"] is None and rep["naive_ratio"] is None
