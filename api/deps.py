@@ -138,7 +138,14 @@ def require(*roles: Role):  # noqa: ANN201 - returns a dependency
     return check
 
 
-async def _rate_limit(services: ServicesDep, key: KeyInfo) -> None:
+async def charge(services: ServicesDep, key: KeyInfo, units: int) -> None:
+    """Count ``units`` more against the key's rate limit (a batch request costs one unit per event; the
+    request itself was counted by ``require``). 429 when that goes over the limit."""
+    if units > 0:
+        await _rate_limit(services, key, units)
+
+
+async def _rate_limit(services: ServicesDep, key: KeyInfo, units: int = 1) -> None:
     """Fixed one-minute window per key in Redis. Redis down: fail open (documented), count it."""
     limit = services.settings.api.rate_limit_per_minute
     window = int(time.time() // 60)
@@ -146,7 +153,7 @@ async def _rate_limit(services: ServicesDep, key: KeyInfo) -> None:
     rkey = f"ratelimit:{who}:{window}"
     try:
         pipe = services.redis.pipeline()
-        pipe.incr(rkey)
+        pipe.incrby(rkey, units)
         pipe.expire(rkey, 120)
         count, _ = await pipe.execute()
     except (aioredis.RedisError, OSError):
@@ -155,5 +162,5 @@ async def _rate_limit(services: ServicesDep, key: KeyInfo) -> None:
     if int(count) > limit:
         retry = 60 - int(time.time()) % 60
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
-                            f"rate limit of {limit} requests per minute for key '{key.name}' reached; "
-                            f"retry in {retry}s", headers={"Retry-After": str(retry)})
+                            f"rate limit of {limit} requests per minute for key '{key.name}' reached (a batch "
+                            f"counts one per event); retry in {retry}s", headers={"Retry-After": str(retry)})

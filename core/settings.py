@@ -85,6 +85,7 @@ class APISettings(BaseModel):
     max_batch_body_bytes: int = 2_500_000
     # Prescreen mode: threads that score one batch request in parallel (each message at batch 1).
     screening_threads: int = Field(2, ge=1, le=16)
+    # Per key, in Redis; a batch request counts one per event.
     rate_limit_per_minute: int = 6000
     # Prescreen mode: the API screens each event itself, records clean ones directly and starts a workflow
     # only for risky ones. Cheaper at high volume; clean events then have no workflow to trace.

@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import names
 from activities.screening import screen_text, screen_texts
 from activities.sessions import brigading_key
-from api.deps import ServicesDep, require
+from api.deps import ServicesDep, charge, require
 from api.schemas import (
     ActionPublic,
     BatchAccepted,
@@ -144,6 +144,7 @@ async def ingest_batch(body: EventBatchIn, services: ServicesDep, response: Resp
                             "(SAFETY_API__MAX_BATCH_EVENTS). Split it into smaller batches.")
     for i, item in enumerate(body.events):
         _check_size(item, services.settings, where=f"events.{i}.content: ")
+    await charge(services, key, len(body.events) - 1)  # the rate limit counts events, not requests
     events = [_to_domain(item, event_id_for(item)) for item in body.events]
     policies = await _policies_for(services, events)
     inputs = [ModerateEventInput(event=ev, policy=pol) for ev, pol in zip(events, policies, strict=True)]

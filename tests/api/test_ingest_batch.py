@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -13,8 +15,11 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.app import create_app
+from api.routes.events import event_id_for
+from api.schemas import EventIn
 from core import store
 from core.bench.ingest import run_ingest, window_rates
+from core.keys import Role, create_key
 from core.settings import APISettings, Settings
 from domain.models import ModerateEventInput
 
@@ -147,3 +152,30 @@ async def test_bench_ingest_reports_what_the_api_accepted(
     assert report["statuses"] == {"recorded": report["accepted"]}
     assert report["sample_status"] == {"completed": min(200, report["accepted"])}
     assert report["events_per_s"] > 0 and report["request_p99_ms"] >= report["request_p50_ms"]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def limited_api(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings.model_copy(update={"api": APISettings(rate_limit_per_minute=10)}))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            yield client
+
+
+async def test_the_rate_limit_counts_each_event_of_a_batch(limited_api: httpx.AsyncClient, pool: asyncpg.Pool,
+                                                          client: Client) -> None:
+    if time.time() % 60 > 50:  # the window is the wall-clock minute: start the test inside one
+        await asyncio.sleep(61 - time.time() % 60)
+    h = {"X-API-Key": await create_key(pool, name=f"limited-{uuid.uuid4().hex[:6]}", role=Role.INGEST)}
+    for _ in range(3):
+        assert (await limited_api.post("/v1/events/ingest", json=_event("hello"), headers=h)).status_code == 202
+    batch = [_event("hello") for _ in range(7)]
+    assert (await limited_api.post(URL, json={"events": batch}, headers=h)).status_code == 202  # 3 + 7 = 10
+    refused = [_event("one more"), _event("and another")]
+    over = await limited_api.post(URL, json={"events": refused}, headers=h)
+    assert over.status_code == 429 and "a batch counts one per event" in over.json()["detail"]
+    assert int(over.headers["Retry-After"]) > 0
+    for ev in refused:  # refused before anything was started
+        eid = event_id_for(EventIn.model_validate(ev))
+        with pytest.raises(RPCError):
+            await client.get_workflow_handle(f"event-{eid}").describe()
