@@ -114,9 +114,8 @@ async def record_cases(pool: asyncpg.Pool, recs: list[CaseRecord]) -> list[bool]
     was new (False: already recorded). The audit chain lock is taken once for the whole batch."""
     fresh: list[bool] = []
     async with pool.acquire() as conn, conn.transaction():
-        insert = await conn.prepare(_INSERT_CASE)
-        for rec in recs:
-            fresh.append(bool(await insert.fetchval(*_case_row(rec))))
+        for rec in recs:  # fetchval uses the connection's statement cache: one prepare per connection
+            fresh.append(bool(await conn.fetchval(_INSERT_CASE, *_case_row(rec))))
         entries = [("system", "decision", rec.case_id, _decision_audit(rec))
                    for rec, new in zip(recs, fresh, strict=True) if new]
         if entries:

@@ -254,20 +254,19 @@ async def _policies_for(services: ServicesDep, events: list[ChatEvent]) -> list[
     except (aioredis.RedisError, OSError):
         DEPENDENCY_DEGRADED_TOTAL.labels("redis").inc()
         return [services.policy] * len(events)
-    lowered: dict[str, PolicyConfig] = {}
-    out = []
-    for ev in events:
+    lowered: dict[float, PolicyConfig] = {}  # one copy per brigading factor, shared by its events
+
+    def policy_for(ev: ChatEvent) -> PolicyConfig:
         flag = flags.get(brigading_key(ev.platform, ev.target_id)) if ev.target_id else None
         if flag is None:
-            out.append(services.policy)
-            continue
+            return services.policy
         factor = float(flag)
-        if str(factor) not in lowered:
-            policy = services.policy.model_copy(deep=True)
-            policy.thresholds.review = round(policy.thresholds.review * factor, 6)
-            lowered[str(factor)] = policy
-        out.append(lowered[str(factor)])
-    return out
+        if factor not in lowered:
+            lowered[factor] = services.policy.model_copy(deep=True)
+            lowered[factor].thresholds.review = round(lowered[factor].thresholds.review * factor, 6)
+        return lowered[factor]
+
+    return [policy_for(ev) for ev in events]
 
 
 async def _record_prescreened(services: ServicesDep,

@@ -465,6 +465,21 @@ async def run_e2e(base_url: str, api_key: str, *, rate: float, duration_s: float
 
 
 # -- CLI ----------------------------------------------------------------------------------------------------
+def stack_target(url: str, api_key: str) -> tuple[str, str]:
+    """The running stack's API URL and a key: the options if given, else the local API port and the dev
+    key ``safety up`` wrote into the data directory."""
+    from core.settings import get_settings
+
+    s = get_settings()
+    base = url or f"http://127.0.0.1:{s.api.port}"
+    if api_key:
+        return base, api_key
+    path = Path(s.data_dir) / "dev-api-key"
+    if not path.exists():
+        raise SystemExit(f"no --api-key and no {path}: start the stack with `safety up` or pass a key")
+    return base, path.read_text().strip()
+
+
 def e2e(rate: float = 20, duration: float = 30, json: bool = False, url: str = "", api_key: str = "") -> None:
     """Drive the running stack at a fixed open-loop rate (events/s) for DURATION seconds; report throughput,
     ingest and ingest-to-outcome latency (clean/risky), Temporal server CPU per event vs a naive 4-activity
@@ -477,14 +492,8 @@ def e2e(rate: float = 20, duration: float = 30, json: bool = False, url: str = "
 
     from core.settings import get_settings
 
-    s = get_settings()
-    base = url or f"http://127.0.0.1:{s.api.port}"
-    key = api_key
-    if not key:
-        path = Path(s.data_dir) / "dev-api-key"
-        if not path.exists():
-            raise SystemExit(f"no --api-key and no {path}: start the stack with `safety up` or pass a key")
-        key = path.read_text().strip()
+    base, key = stack_target(url, api_key)
+    temporal_address = get_settings().temporal_address
     err = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=json) as bar:
@@ -495,7 +504,7 @@ def e2e(rate: float = 20, duration: float = 30, json: bool = False, url: str = "
                 ids[label] = bar.add_task(label, total=total)
             bar.update(ids[label], completed=done)
 
-        report = asyncio.run(run_e2e(base, key, rate=rate, duration_s=duration, temporal_address=s.temporal_address,
+        report = asyncio.run(run_e2e(base, key, rate=rate, duration_s=duration, temporal_address=temporal_address,
                                      progress=progress))
     if json:
         print(_json.dumps(report))

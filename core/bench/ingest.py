@@ -16,12 +16,11 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from core.bench.e2e import CALIBRATION_CLEAN, CLEAN_MESSAGES, choose_kinds, make_event, percentile
+from core.bench.e2e import CALIBRATION_CLEAN, CLEAN_MESSAGES, choose_kinds, make_event, percentile, stack_target
 
 WINDOW_S = 5.0
 SAMPLE_CHECKS = 200
@@ -137,22 +136,17 @@ def ingest(batch: int = 100, concurrency: int = 4, duration: float = 30, clean_r
     from rich.console import Console
     from rich.table import Table
 
-    from core.settings import get_settings
-
     if batch < 1 or concurrency < 1 or duration <= 0 or not 0 <= clean_ratio <= 1:
         raise SystemExit("--batch and --concurrency must be >= 1, --duration > 0, --clean-ratio within 0..1")
-    s = get_settings()
-    base = url or f"http://127.0.0.1:{s.api.port}"
-    key = api_key
-    if not key:
-        path = Path(s.data_dir) / "dev-api-key"
-        if not path.exists():
-            raise SystemExit(f"no --api-key and no {path}: start the stack with `safety up` or pass a key")
-        key = path.read_text().strip()
+    base, key = stack_target(url, api_key)
     err = Console(stderr=True)
     err.print(f"sending batches of {batch} from {concurrency} senders for {duration:.0f} s to {base} ...")
-    report = asyncio.run(run_ingest(base, key, batch=batch, concurrency=concurrency, duration_s=duration,
-                                    clean_ratio=clean_ratio))
+    try:
+        report = asyncio.run(run_ingest(base, key, batch=batch, concurrency=concurrency, duration_s=duration,
+                                        clean_ratio=clean_ratio))
+    except (httpx.HTTPError, RuntimeError) as err:
+        raise SystemExit(f"cannot drive the API at {base} ({err!r}): start the stack with `safety up` "
+                         "or pass --url") from err
     if json:
         print(_json.dumps(report))
         return
