@@ -621,6 +621,15 @@ def test_every_safety_metric_used_is_defined_in_code() -> None:
         assert not unknown, f"{where} uses metrics core/metrics.py does not export: {sorted(unknown)}"
 
 
+def test_every_alerted_metric_has_a_dashboard_panel() -> None:
+    """An on-call engineer paged by an alert finds its metric on the dashboard."""
+    shown = "\n".join(_dashboard_exprs())
+    for rule in _alert_rules():
+        for metric in set(re.findall(r"\bsafety_[a-z0-9_]+", rule["expr"])):
+            base = re.sub(r"_(bucket|count|sum)$", "", metric)
+            assert base in shown, f"alert {rule['alert']} uses {metric}, which no dashboard panel shows"
+
+
 def test_promql_parses() -> None:
     promql = pytest.importorskip("promql_parser", reason="promql-parser is not installed (pip install promql-parser)")
     for rule in _alert_rules():
