@@ -316,14 +316,10 @@ async def test_review_is_refused_for_a_case_not_waiting(wf_client: Client) -> No
 
 async def test_unreviewed_case_is_escalated_after_the_sla() -> None:
     """Time-skipping server: the SLA timer fires without waiting an hour of wall-clock time."""
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.testing import WorkflowEnvironment
-
-    from core.services import find_binary
     from core.temporal import ensure_search_attributes
+    from core.testing.temporal import start_time_skipping
 
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_binary("temporal-test-server")), data_converter=pydantic_data_converter)
+    env = await start_time_skipping()
     async with env:
         assert "RiskScore" in await ensure_search_attributes(env.client)
         fakes = Fakes()

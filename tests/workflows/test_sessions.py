@@ -20,12 +20,12 @@ import pytest
 import pytest_asyncio
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from activities.sessions import SessionActivities
+from core.testing.temporal import start_time_skipping
 from domain.escalation import BrigadingConfig, EscalationConfig
 from domain.models import ActionOutcome, ActionType, ActResult, ChatEvent, HarmCategory, Severity
 from domain.sessions import (
@@ -40,7 +40,6 @@ from domain.sessions import (
 )
 from workflows.sessions import TargetSessionWorkflow, UserSessionWorkflow
 
-TEST_SERVER = "/work/main/.venv/bin/temporal-test-server"
 PLATFORM = "discord"
 WORKFLOWS = [UserSessionWorkflow, TargetSessionWorkflow]
 
@@ -252,8 +251,7 @@ async def test_twenty_distinct_authors_raise_brigading_and_nineteen_do_not(wf_cl
 
 @pytest_asyncio.fixture(scope="module")
 async def skipping() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER,
-                                                        data_converter=pydantic_data_converter)
+    env = await start_time_skipping()
     yield env
     await env.shutdown()
 
