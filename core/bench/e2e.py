@@ -38,9 +38,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+import typer
 
 CLEAN_MESSAGES = [
     "gg everyone, see you tomorrow",
@@ -480,10 +481,18 @@ def stack_target(url: str, api_key: str) -> tuple[str, str]:
     return base, path.read_text().strip()
 
 
-def e2e(rate: float = 20, duration: float = 30, json: bool = False, url: str = "", api_key: str = "") -> None:
+def e2e(
+    rate: Annotated[float, typer.Option(min=0.1, help="Events sent per second (open loop: sent on schedule "
+                                                      "whether or not earlier requests have answered).")] = 20,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of sending; a drain period follows.")] = 30,
+    json: Annotated[bool, typer.Option(help="Print one JSON object (progress goes to stderr).")] = False,
+    url: Annotated[str, typer.Option(help="API base URL (default: the local API port from the settings).")] = "",
+    api_key: Annotated[str, typer.Option(help="An ingest or admin key (default: the dev key `safety up` "
+                                              "saved in the data directory).")] = "",
+) -> None:
     """Drive the running stack at a fixed open-loop rate (events/s) for DURATION seconds; report throughput,
     ingest and ingest-to-outcome latency (clean/risky), Temporal server CPU per event vs a naive 4-activity
-    chain, and whether the backlog grew. Mount as ``safety bench e2e --rate R --duration S [--json]``."""
+    chain, and whether the backlog grew."""
     import json as _json
 
     from rich.console import Console

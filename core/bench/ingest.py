@@ -16,9 +16,10 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+import typer
 
 from core.bench.e2e import CALIBRATION_CLEAN, CLEAN_MESSAGES, choose_kinds, make_event, percentile, stack_target
 
@@ -125,12 +126,23 @@ async def run_ingest(base_url: str, api_key: str, *, batch: int, concurrency: in
     }
 
 
-def ingest(batch: int = 100, concurrency: int = 4, duration: float = 30, clean_ratio: float = 1.0,
-           json: bool = False, url: str = "", api_key: str = "") -> None:
+def ingest(
+    batch: Annotated[int, typer.Option(min=1, help="Events per request; 1 uses the single-event endpoint, "
+                                                   "more the batch endpoint (its limit applies).")] = 100,
+    concurrency: Annotated[int, typer.Option(min=1, help="Senders, each waiting for its answer before "
+                                                         "sending again (closed loop).")] = 4,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of sending.")] = 30,
+    clean_ratio: Annotated[float, typer.Option(min=0, max=1, help="Share of clean messages; the rest are "
+                                                                  "abusive and start workflows.")] = 1.0,
+    json: Annotated[bool, typer.Option(help="Print one JSON object (progress goes to stderr).")] = False,
+    url: Annotated[str, typer.Option(help="API base URL (default: the local API port from the settings).")] = "",
+    api_key: Annotated[str, typer.Option(help="An ingest or admin key (default: the dev key `safety up` "
+                                              "saved in the data directory).")] = "",
+) -> None:
     """Closed-loop ingest throughput of the running stack: CONCURRENCY senders post BATCH events per
     request (1: the single-event endpoint) for DURATION seconds. Reports accepted events/s overall and per
     5 s window, request latency, recorded vs queued events, errors, and a status check of 200 accepted
-    events. Mount as ``safety bench ingest --batch B --concurrency C --duration S [--json]``."""
+    events."""
     import json as _json
 
     from rich.console import Console
