@@ -107,6 +107,23 @@ async def test_metrics_are_exported_by_the_api_and_every_worker(stack: Stack) ->
             assert "temporal_" in sdk, f"no Temporal SDK metrics on worker {i}"
 
 
+async def test_bench_e2e_measures_the_running_stack(stack: Stack) -> None:
+    """`safety bench e2e` against a real stack: every event accounted for, both paths timed, the
+    Temporal server's CPU found and measured, and the naive chain run on the same server."""
+    from core.bench.e2e import run_e2e
+
+    report = await run_e2e(stack.base_url, stack.key, rate=5, duration_s=4, compare_duration_s=2, drain_s=60,
+                           temporal_address=f"127.0.0.1:{stack.ports['temporal']}")
+    assert report["sent"] == report["accepted"] == 20, report
+    assert report["lost"] == report["unfinished_at_drain"] == report["not_accepted"] == 0, report
+    assert report["clean_n"] + report["risky_n"] == 20 and report["clean_n"] >= 15, report
+    assert report["clean_p50_ms"] is not None and 0 < report["clean_p50_ms"] < 30_000, report
+    assert report["temporal_pid"] is not None, "the stack's Temporal server process was not found"
+    assert report["temporal_cpu_ms_per_clean_event"] > 0, report
+    assert report["naive_workflows"] == 10 and report["naive_failed"] == 0, report
+    assert report["naive_temporal_cpu_ms_per_workflow"] > 0, report
+
+
 async def test_killed_workers_lose_no_event(stack: Stack) -> None:
     events = [_event(ABUSIVE if i % 4 == 0 else f"{CLEAN} #{i}", author_id=f"kill-{i % 5}") for i in range(40)]
     async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}, timeout=30) as http:
