@@ -399,6 +399,11 @@ class ModerateEventWorkflow:
             SA_DECISION.value_set(d.decision.value), SA_NEEDS_REVIEW.value_set(d.needs_review),
         ])
         self._stage(Stage.COMPLETED, f"{d.decision.value}: " + "; ".join(d.reasons)[:400])
+        return self._outcome(record, outcomes)
+
+    @staticmethod
+    def _outcome(record: CaseRecord, outcomes: list[ActionOutcome]) -> CaseOutcome:
+        d = record.decision
         return CaseOutcome(case_id=record.case_id, path=record.path, risk_score=record.screen.risk_score,
                            category=d.category, decision=d.decision, needs_review=d.needs_review,
                            actions=outcomes, reasons=d.reasons)

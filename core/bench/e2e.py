@@ -490,14 +490,20 @@ def stack_target(url: str, api_key: str) -> tuple[str, str]:
     return base, path.read_text().strip()
 
 
+# Options `safety bench e2e` and `safety bench ingest` share.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object (progress goes to stderr).")]
+UrlOption = Annotated[str, typer.Option(help="API base URL (default: the local API port from the settings).")]
+ApiKeyOption = Annotated[str, typer.Option(help="An ingest or admin key (default: the dev key `safety up` saved "
+                                                "in the data directory).")]
+
+
 def e2e(
     rate: Annotated[float, typer.Option(min=0.1, help="Events sent per second (open loop: sent on schedule "
                                                       "whether or not earlier requests have answered).")] = 20,
     duration: Annotated[float, typer.Option(min=1, help="Seconds of sending; a drain period follows.")] = 30,
-    json: Annotated[bool, typer.Option(help="Print one JSON object (progress goes to stderr).")] = False,
-    url: Annotated[str, typer.Option(help="API base URL (default: the local API port from the settings).")] = "",
-    api_key: Annotated[str, typer.Option(help="An ingest or admin key (default: the dev key `safety up` "
-                                              "saved in the data directory).")] = "",
+    json: JsonOption = False,
+    url: UrlOption = "",
+    api_key: ApiKeyOption = "",
 ) -> None:
     """Drive the running stack at a fixed open-loop rate (events/s) for DURATION seconds; report throughput,
     ingest and ingest-to-outcome latency (clean/risky), Temporal server CPU per event vs a naive 4-activity

@@ -21,7 +21,17 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from core.bench.e2e import CALIBRATION_CLEAN, CLEAN_MESSAGES, choose_kinds, make_event, percentile, stack_target
+from core.bench.e2e import (
+    CALIBRATION_CLEAN,
+    CLEAN_MESSAGES,
+    ApiKeyOption,
+    JsonOption,
+    UrlOption,
+    choose_kinds,
+    make_event,
+    percentile,
+    stack_target,
+)
 
 WINDOW_S = 5.0
 SAMPLE_CHECKS = 200
@@ -134,10 +144,9 @@ def ingest(
     duration: Annotated[float, typer.Option(min=1, help="Seconds of sending.")] = 30,
     clean_ratio: Annotated[float, typer.Option(min=0, max=1, help="Share of clean messages; the rest are "
                                                                   "abusive and start workflows.")] = 1.0,
-    json: Annotated[bool, typer.Option(help="Print one JSON object (progress goes to stderr).")] = False,
-    url: Annotated[str, typer.Option(help="API base URL (default: the local API port from the settings).")] = "",
-    api_key: Annotated[str, typer.Option(help="An ingest or admin key (default: the dev key `safety up` "
-                                              "saved in the data directory).")] = "",
+    json: JsonOption = False,
+    url: UrlOption = "",
+    api_key: ApiKeyOption = "",
 ) -> None:
     """Closed-loop ingest throughput of the running stack: CONCURRENCY senders post BATCH events per
     request (1: the single-event endpoint) for DURATION seconds. Reports accepted events/s overall and per

@@ -32,7 +32,15 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities import names
 from core.services import TemporalDevServer, free_port
-from domain.models import CaseOutcome, CaseRecord, ChatEvent, ModerateEventInput, ScreenInput, ScreenResult
+from domain.models import (
+    ActionOutcome,
+    CaseOutcome,
+    CaseRecord,
+    ChatEvent,
+    ModerateEventInput,
+    ScreenInput,
+    ScreenResult,
+)
 from workflows.moderate import ModerateEventWorkflow, search_attributes_for_start
 from workflows.naive import NAIVE_QUEUE, NAIVE_STEPS, NOOP_ACTIVITY, NaiveChainWorkflow
 
@@ -85,11 +93,8 @@ class ModerateEventNoUpsert(ModerateEventWorkflow):
     async def run(self, inp: ModerateEventInput) -> CaseOutcome:
         return await super().run(inp)
 
-    def _finish(self, record: CaseRecord, outcomes: list) -> CaseOutcome:  # type: ignore[override]
-        d = record.decision
-        return CaseOutcome(case_id=record.case_id, path=record.path, risk_score=record.screen.risk_score,
-                           category=d.category, decision=d.decision, needs_review=d.needs_review,
-                           actions=outcomes, reasons=d.reasons)
+    def _finish(self, record: CaseRecord, outcomes: list[ActionOutcome]) -> CaseOutcome:
+        return self._outcome(record, outcomes)
 
 
 def clean_input() -> ModerateEventInput:
