@@ -129,8 +129,9 @@ async def ingest(body: EventIn, services: ServicesDep,
              summary="Accept many chat events in one request",
              description="For high-volume platforms: one request carries up to SAFETY_API__MAX_BATCH_EVENTS "
                          "events. Each accepted event becomes one case exactly as with `/ingest` (same "
-                         "`event_id` rule, duplicates reported); in prescreen mode the whole batch is screened "
-                         "in one model call and clean events are recorded in one transaction. 202: all "
+                         "`event_id` rule, duplicates reported); in prescreen mode each message is scored on its "
+                         "own (the same score as `/ingest` gives it), and the clean events are recorded in one "
+                         "transaction. 202: all "
                          "accepted. 207: some were not (Temporal unreachable): their `status` is "
                          "`not_accepted`; send them again. One invalid event refuses the whole batch (422 "
                          "naming `events.<index>`), so nothing is half-ingested by a malformed request.")
@@ -171,8 +172,9 @@ def _status_url(event_id: str) -> str:
 
 async def _prescreen_batch(services: ServicesDep, inputs: list[ModerateEventInput],
                            results: list[BatchItemAccepted | None]) -> list[int]:
-    """Screen the batch in one model call; record the clean events in one transaction. Returns the
-    indices that still need a workflow (risky ones carry their screen result into it)."""
+    """Score every message of the batch (each alone, on a few threads); record the clean events in one
+    transaction. Returns the indices that still need a workflow (risky ones carry their screen result
+    into it)."""
     model = services.model
     assert model is not None
     # onnxruntime releases the GIL: a few threads score parts of the batch on all cores at once.
