@@ -32,7 +32,6 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import names
 from core.connectors import (
     ActionRequest,
     CannotCheck,
@@ -49,6 +48,7 @@ from core.metrics import (
 )
 from domain.actions import RevertInput
 from domain.models import ActInput, ActionOutcome, ActionType, ActResult, PlannedAction
+from workflows import contract
 
 # Temporal waits at most this long before retrying a rate-limited call, whatever the platform asks.
 MAX_RETRY_DELAY_S = 120.0
@@ -70,7 +70,7 @@ class ActionActivities:
         # A single connector (tests, older wiring) serves every platform.
         self.router = connectors if isinstance(connectors, ConnectorRouter) else ConnectorRouter(connectors)
 
-    @activity.defn(name=names.EXECUTE_ACTIONS)
+    @activity.defn(name=contract.EXECUTE_ACTIONS)
     async def execute_actions(self, inp: ActInput) -> ActResult:
         connector = self.router.for_platform(inp.event.platform)
         outcomes = [await self._execute_one(inp, planned, connector) for planned in inp.actions]
@@ -128,7 +128,7 @@ class ActionActivities:
         ACTIONS_APPLIED_TOTAL.labels(connector.name, req.action.action.value).inc()
         return "applied", f"already in place after an interrupted attempt ({_detail(evidence)}); not repeated"
 
-    @activity.defn(name=names.REVERT_ACTIONS)
+    @activity.defn(name=contract.REVERT_ACTIONS)
     async def revert_actions(self, inp: RevertInput) -> ActResult:
         """Revert the case's applied actions, each at most once. Deletes and warnings are answered
         ``not_reversible``; a ban or timeout is ``kept`` while another case's ban of the same user stands

@@ -7,71 +7,21 @@ from __future__ import annotations
 import logging
 
 import asyncpg
-from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.names import REVERT_ACTIONS  # noqa: F401 - re-exported for the appeal workflow
 from core import reporting
-from domain.actions import RevertInput as RevertActionsInput  # noqa: F401 - one model for both callers
-from domain.models import ChatEvent
-from domain.sessions import REMOVE_STRIKE_UPDATE, user_session_id
+from domain.appeals import (
+    AppealOutcomeRecord,
+    AppealOutcomeResult,
+    RemoveStrikeResult,
+    RemoveUserStrikeInput,
+)
 from domain.sessions import RemoveStrikeInput as SessionRemoveStrike
+from workflows.contract import RECORD_APPEAL_OUTCOME, REMOVE_STRIKE_UPDATE, REMOVE_USER_STRIKE, user_session_id
 
 log = logging.getLogger(__name__)
-
-REMOVE_USER_STRIKE = "remove_user_strike"
-RECORD_APPEAL_OUTCOME = "record_appeal_outcome"
-ACTIONS_QUEUE = "actions"
-
-
-class AppealInput(BaseModel):
-    appeal_id: str
-    case_id: str
-    event: ChatEvent
-    reason: str
-    decided_by: str
-    note: str = ""
-    # Where revert_actions runs (the actions worker); in the input so tests can point it elsewhere.
-    actions_queue: str = ACTIONS_QUEUE
-
-
-class AppealResult(BaseModel):
-    appeal_id: str
-    status: str
-    reverted: bool
-    strike_removed: bool
-    details: list[str] = Field(default_factory=list)
-
-
-class RemoveUserStrikeInput(BaseModel):
-    case_id: str
-    platform: str
-    author_id: str
-    reason: str = "appeal overturned"
-
-
-class RemoveStrikeResult(BaseModel):
-    removed: bool
-    detail: str = ""
-
-
-class AppealOutcomeRecord(BaseModel):
-    appeal_id: str
-    outcome: str = "overturn"  # "uphold" | "overturn"
-    decided_by: str
-    note: str = ""
-    # What the workflow did before recording, kept in the audit trail of the workflow history.
-    reverted: bool = False
-    strike_removed: bool = False
-    details: list[str] = Field(default_factory=list)
-
-
-class AppealOutcomeResult(BaseModel):
-    appeal_id: str
-    status: str
-
 
 class AppealActivities:
     def __init__(self, pool: asyncpg.Pool, client: Client) -> None:

@@ -14,11 +14,11 @@ import asyncpg
 from qdrant_client import AsyncQdrantClient, models
 from temporalio import activity
 
-from activities import names
 from core import store
 from core.metrics import EVENTS_PROCESSED_TOTAL, STAGE_DURATION_MS
 from domain.models import CaseContext, CaseRecord, ContextInput, Decision, SimilarCase
 from domain.review import ReviewEscalation, ReviewRecord
+from workflows import contract
 
 log = logging.getLogger(__name__)
 _POINT_NAMESPACE = uuid.UUID("5b0b6f5e-7c4d-4f0e-9b1c-3a9d2f0e6c11")
@@ -69,7 +69,7 @@ class ContextActivities:
     def __init__(self, pool: asyncpg.Pool, index: CaseIndex | None) -> None:
         self.pool, self.index = pool, index
 
-    @activity.defn(name=names.RETRIEVE_CONTEXT)
+    @activity.defn(name=contract.RETRIEVE_CONTEXT)
     async def retrieve_context(self, inp: ContextInput) -> CaseContext:
         started = time.perf_counter()
         ev = inp.event
@@ -91,7 +91,7 @@ class RecordActivities:
     def __init__(self, pool: asyncpg.Pool, index: CaseIndex | None = None) -> None:
         self.pool, self.index = pool, index
 
-    @activity.defn(name=names.RECORD_CASE)
+    @activity.defn(name=contract.RECORD_CASE)
     async def record_case(self, rec: CaseRecord) -> bool:
         inserted = await store.record_case(self.pool, rec)
         if inserted:
@@ -100,10 +100,10 @@ class RecordActivities:
             await self.index.add(rec)  # idempotent: the point id derives from the case id
         return inserted
 
-    @activity.defn(name=names.RECORD_REVIEW)
+    @activity.defn(name=contract.RECORD_REVIEW)
     async def record_review(self, rec: ReviewRecord) -> bool:
         return await store.record_review(self.pool, rec)
 
-    @activity.defn(name=names.ESCALATE_REVIEW)
+    @activity.defn(name=contract.ESCALATE_REVIEW)
     async def escalate_review(self, esc: ReviewEscalation) -> None:
         await store.escalate_review(self.pool, esc)

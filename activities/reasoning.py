@@ -42,6 +42,7 @@ from core.policies import PolicyDoc, PolicyNotFoundError, load_policy
 from core.settings import LLMSettings
 from domain.models import LLMVerdict, ReasonInput, ReasonResult, ReasonStatus
 from domain.prompts import build_messages
+from workflows import contract
 
 __all__ = [
     "MAX_RETRY_AFTER",
@@ -233,7 +234,7 @@ class ReasoningActivities:
                 settings.daily_budget_usd,
             )
 
-    @activity.defn(name="reason_about_case")
+    @activity.defn(name=contract.REASON_ABOUT_CASE)
     async def reason_about_case(self, inp: ReasonInput) -> ReasonResult:
         """One attempt: check the budget, make one chat completion, validate the verdict."""
         started = time.perf_counter()

@@ -6,11 +6,11 @@ import time
 
 from temporalio import activity
 
-from activities import names
 from core.metrics import SCREENING_CONFIDENCE, SCREENING_DURATION_MS
 from core.screening import ScreeningModel
 from core.screening.model import ScreenScores
 from domain.models import HarmCategory, ScreenInput, ScreenResult
+from workflows import contract
 
 
 def top_category(categories: dict[str, float], thresholds: dict[str, float]) -> HarmCategory:
@@ -62,6 +62,6 @@ class ScreeningActivities:
     def __init__(self, model: ScreeningModel) -> None:
         self.model = model
 
-    @activity.defn(name=names.SCREEN_EVENT)
+    @activity.defn(name=contract.SCREEN_EVENT)
     def screen_event(self, inp: ScreenInput) -> ScreenResult:
         return screen_text(self.model, inp.content, embedding_from=inp.embedding_from)

@@ -18,31 +18,31 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
 from domain.sessions import (
-    APPLY_STRIKE,
-    RECORD_INCIDENT_UPDATE,
-    RECORD_STRIKE_UPDATE,
-    RECORD_TARGET_INCIDENT,
-    TARGET_SESSION_WORKFLOW,
-    USER_SESSION_WORKFLOW,
     StrikeInput,
     StrikeResult,
     TargetIncidentInput,
     TargetSessionInput,
     TargetState,
     UserSessionInput,
+)
+from workflows.contract import (
+    APPLY_STRIKE,
+    MODERATION_QUEUE,
+    RECORD_INCIDENT_UPDATE,
+    RECORD_STRIKE_UPDATE,
+    RECORD_TARGET_INCIDENT,
+    TARGET_SESSION_WORKFLOW,
+    USER_SESSION_WORKFLOW,
     target_session_id,
     user_session_id,
 )
 
 log = logging.getLogger(__name__)
 
-SESSION_TASK_QUEUE = "moderation"
-
-
 class SessionActivities:
     """Holds the Temporal client (with the pydantic data converter) and the sessions' task queue."""
 
-    def __init__(self, client: Client, *, task_queue: str = SESSION_TASK_QUEUE, redis: Any = None) -> None:
+    def __init__(self, client: Client, *, task_queue: str = MODERATION_QUEUE, redis: Any = None) -> None:
         self.client, self.task_queue, self.redis = client, task_queue, redis
 
     @activity.defn(name=APPLY_STRIKE)
@@ -92,4 +92,4 @@ def brigading_key(platform: str, target_id: str) -> str:
     return f"brigading:{platform}:{target_id}"
 
 
-__all__ = ["SESSION_TASK_QUEUE", "SessionActivities", "brigading_key"]
+__all__ = ["SessionActivities", "brigading_key"]

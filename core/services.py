@@ -18,17 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-SEARCH_ATTRIBUTES: dict[str, str] = {
-    "CaseId": "Keyword",
-    "Platform": "Keyword",
-    "ChannelId": "Keyword",
-    "AuthorId": "Keyword",
-    "TargetId": "Keyword",
-    "Category": "Keyword",
-    "Decision": "Keyword",
-    "RiskScore": "Double",
-    "NeedsReview": "Bool",
-}
+from workflows.contract import SEARCH_ATTRIBUTES
 
 # WAL journal, fsync at checkpoints only: see TemporalSettings.sqlite_pragmas.
 DEFAULT_SQLITE_PRAGMAS: tuple[str, ...] = ("journal_mode=wal", "synchronous=normal")

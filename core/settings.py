@@ -17,9 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.services import DEFAULT_DYNAMIC_CONFIG, DEFAULT_SQLITE_PRAGMAS
 from domain.models import PolicyConfig, ScreeningThresholds
+from workflows.contract import TASK_QUEUES
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "screening"
-TASK_QUEUES = ("moderation", "screening", "context", "reasoning", "actions")
 
 
 class TemporalSettings(BaseModel):

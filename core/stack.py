@@ -24,7 +24,8 @@ from core.services import (
     TemporalDevServer,
     port_open,
 )
-from core.settings import TASK_QUEUES, Settings
+from core.settings import Settings
+from workflows.contract import TASK_QUEUES
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core.settings import Settings
 from core.telemetry import temporal_interceptors
+from workflows.contract import SEARCH_ATTRIBUTES
 
 
 def metrics_runtime(port: int) -> Runtime:
@@ -34,10 +35,6 @@ async def connect(settings: Settings, *, attempts: int = 30, runtime: Runtime | 
     raise RuntimeError(f"cannot reach Temporal at {settings.temporal_address}: {last}")
 
 
-def workflow_id(event_id: str) -> str:
-    return f"event-{event_id}"
-
-
 _INDEXED_TYPES = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
                   "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
                   "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL}
@@ -49,8 +46,6 @@ async def ensure_search_attributes(client: Client) -> list[str]:
     The embedded dev server gets them on its command line; this is for external servers and the
     time-skipping test server.
     """
-    from core.services import SEARCH_ATTRIBUTES
-
     try:
         existing = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=client.namespace))

@@ -14,8 +14,6 @@ from pydantic import BaseModel, Field
 
 from domain.models import ActionOutcome, ActionType, HarmCategory
 
-SUBMIT_REVIEW_UPDATE = "submit_review"
-
 
 class ReviewDecision(BaseModel):
     reviewer: str = Field(min_length=1, max_length=128)

@@ -1,4 +1,4 @@
-"""Models and names of the session workflows (per author, per target): their contract with the pipeline.
+"""Models of the session workflows (per author, per target); their names and ids are in workflows/contract.py.
 
 The moderation workflow reaches a session through an activity (``apply_strike`` /
 ``record_target_incident``) that does update-with-start, so it gets the session's answer in one round
@@ -15,28 +15,8 @@ from domain.actions import RevertInput  # input of ``revert_actions``, which lif
 from domain.escalation import BrigadingConfig, EscalationConfig, Incident, Strike
 from domain.models import ActionType, ChatEvent, HarmCategory, PlannedAction, Severity
 
-# Workflow, update and query names as recorded in history and used by the activities. Don't rename.
-USER_SESSION_WORKFLOW = "UserSessionWorkflow"
-TARGET_SESSION_WORKFLOW = "TargetSessionWorkflow"
-RECORD_STRIKE_UPDATE = "record_strike"
-REMOVE_STRIKE_UPDATE = "remove_strike"
-RECORD_INCIDENT_UPDATE = "record_incident"
-STATE_QUERY = "state"
-
-# Activity names (candidates for activities/names.py).
-APPLY_STRIKE = "apply_strike"
-RECORD_TARGET_INCIDENT = "record_target_incident"
-
 # Continue-as-new once the history has this many events (or when the server suggests it earlier).
 DEFAULT_MAX_HISTORY_EVENTS = 2_000
-
-
-def user_session_id(platform: str, author_id: str) -> str:
-    return f"user-{platform}-{author_id}"
-
-
-def target_session_id(platform: str, target_id: str) -> str:
-    return f"target-{platform}-{target_id}"
 
 
 class _Model(BaseModel):
@@ -188,9 +168,7 @@ class TargetSessionInput(_Model):
 
 
 __all__ = [
-    "APPLY_STRIKE", "DEFAULT_MAX_HISTORY_EVENTS", "LiftedSanction", "PendingLift", "RECORD_INCIDENT_UPDATE",
-    "RECORD_STRIKE_UPDATE", "RECORD_TARGET_INCIDENT", "REMOVE_STRIKE_UPDATE", "RemoveStrikeInput",
-    "RevertInput", "STATE_QUERY", "StrikeInput", "StrikeResult", "TARGET_SESSION_WORKFLOW", "TargetIncidentInput",
-    "TargetSessionInput", "TargetState", "USER_SESSION_WORKFLOW", "UserSessionInput", "UserSessionState",
-    "target_session_id", "user_session_id",
+    "DEFAULT_MAX_HISTORY_EVENTS", "LiftedSanction", "PendingLift", "RemoveStrikeInput", "RevertInput",
+    "StrikeInput", "StrikeResult", "TargetIncidentInput", "TargetSessionInput", "TargetState", "UserSessionInput",
+    "UserSessionState",
 ]

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 
 from core.services import free_port, port_open
-from core.settings import TASK_QUEUES
+from workflows.contract import TASK_QUEUES
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,9 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from core.settings import TASK_QUEUES, Settings
+from core.settings import Settings
+from workflows import contract
+from workflows.contract import TASK_QUEUES
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExit
     if queue not in TASK_QUEUES:
         raise ValueError(f"unknown queue '{queue}': one of {', '.join(TASK_QUEUES)}")
     spec = WorkerSpec(queue=queue)
-    if queue == "moderation":
+    if queue == contract.MODERATION_QUEUE:
         from activities.appeals import AppealActivities
         from activities.context import RecordActivities
         from activities.screening import ScreeningActivities
@@ -97,13 +99,13 @@ async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExit
                            appeals.remove_user_strike, appeals.record_appeal_outcome]
         spec.executor = ThreadPoolExecutor(max_workers=_SCREENING_THREADS)
         spec.max_concurrent_activities = _SCREENING_THREADS
-    elif queue == "screening":
+    elif queue == contract.SCREENING_QUEUE:
         from activities.screening import ScreeningActivities
 
         spec.activities = [ScreeningActivities(_load_model(settings)).screen_event]
         spec.executor = ThreadPoolExecutor(max_workers=_SCREENING_THREADS)
         spec.max_concurrent_activities = _SCREENING_THREADS
-    elif queue == "context":
+    elif queue == contract.CONTEXT_QUEUE:
         from activities.context import ContextActivities, RecordActivities
 
         pool = await _pool(settings, stack)
@@ -111,11 +113,11 @@ async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExit
         record = RecordActivities(pool, index)
         spec.activities = [ContextActivities(pool, index).retrieve_context, record.record_case, record.record_review,
                            record.escalate_review]
-    elif queue == "reasoning":
+    elif queue == contract.REASONING_QUEUE:
         from activities.reasoning import ReasoningActivities
 
         spec.activities = [ReasoningActivities(settings.llm, redis=_redis(settings)).reason_about_case]
-    elif queue == "actions":
+    elif queue == contract.ACTIONS_QUEUE:
         from activities.actions import ActionActivities
         from core.connectors import build_router
 

@@ -1,5 +1,7 @@
 """AppealWorkflow (``appeal-<appeal_id>``, task queue ``moderation``): overturn an actioned case.
 
+Its models are in ``domain/appeals.py``; its names and id in ``workflows/contract.py``.
+
 Steps, in order: ``revert_actions`` on the actions queue (undo the platform actions), then
 ``remove_user_strike`` (the author's session workflow forgets the strike), then
 ``record_appeal_outcome`` (appeal overturned, case marked false positive, label, audit entry).
@@ -16,22 +18,19 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.appeals import (
-        RECORD_APPEAL_OUTCOME,
-        REMOVE_USER_STRIKE,
-        REVERT_ACTIONS,
+    from domain.actions import RevertInput
+    from domain.appeals import (
         AppealInput,
         AppealOutcomeRecord,
         AppealOutcomeResult,
         AppealResult,
         RemoveStrikeResult,
         RemoveUserStrikeInput,
-        RevertActionsInput,
     )
     from domain.models import ActResult
+    from workflows import contract
 
-APPEAL_QUEUE = "moderation"
-__all__ = ["APPEAL_QUEUE", "AppealInput", "AppealResult", "AppealWorkflow", "appeal_workflow_id"]
+__all__ = ["AppealWorkflow"]
 
 REVERT_TIMEOUT = timedelta(seconds=30)
 REVERT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60),
@@ -44,19 +43,15 @@ RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum
                            non_retryable_error_types=["AppealNotFound"])
 
 
-def appeal_workflow_id(appeal_id: str) -> str:
-    return f"appeal-{appeal_id}"
-
-
-@workflow.defn(name="AppealWorkflow")
+@workflow.defn(name=contract.APPEAL_WORKFLOW)
 class AppealWorkflow:
     @workflow.run
     async def run(self, inp: AppealInput) -> AppealResult:
         details: list[str] = []
         workflow.set_current_details(f"reverting the actions of case {inp.case_id}")
         reverted = await workflow.execute_activity(
-            REVERT_ACTIONS, RevertActionsInput(case_id=inp.case_id, event=inp.event,
-                                               reason=f"appeal {inp.appeal_id} overturned: {inp.reason}"[:2000]),
+            contract.REVERT_ACTIONS, RevertInput(case_id=inp.case_id, event=inp.event,
+                                                 reason=f"appeal {inp.appeal_id} overturned: {inp.reason}"[:2000]),
             result_type=ActResult, task_queue=inp.actions_queue, start_to_close_timeout=REVERT_TIMEOUT,
             retry_policy=REVERT_RETRY, summary="revert the case's platform actions",
         )
@@ -66,9 +61,9 @@ class AppealWorkflow:
         strike_removed = False
         try:
             strike = await workflow.execute_activity(
-                REMOVE_USER_STRIKE, RemoveUserStrikeInput(case_id=inp.case_id, platform=inp.event.platform,
-                                                          author_id=inp.event.author_id,
-                                                          reason=f"appeal {inp.appeal_id} overturned"),
+                contract.REMOVE_USER_STRIKE,
+                RemoveUserStrikeInput(case_id=inp.case_id, platform=inp.event.platform, author_id=inp.event.author_id,
+                                      reason=f"appeal {inp.appeal_id} overturned"),
                 result_type=RemoveStrikeResult, start_to_close_timeout=STRIKE_TIMEOUT,
                 schedule_to_close_timeout=STRIKE_DEADLINE, retry_policy=STRIKE_RETRY,
                 summary="remove the author's strike",
@@ -79,9 +74,9 @@ class AppealWorkflow:
             details.append(f"strike NOT removed: {err.cause or err}")
         workflow.set_current_details("recording the outcome")
         recorded = await workflow.execute_activity(
-            RECORD_APPEAL_OUTCOME, AppealOutcomeRecord(appeal_id=inp.appeal_id, outcome="overturn",
-                                                       decided_by=inp.decided_by, note=inp.note, reverted=True,
-                                                       strike_removed=strike_removed, details=details),
+            contract.RECORD_APPEAL_OUTCOME,
+            AppealOutcomeRecord(appeal_id=inp.appeal_id, outcome="overturn", decided_by=inp.decided_by, note=inp.note,
+                                reverted=True, strike_removed=strike_removed, details=details),
             result_type=AppealOutcomeResult, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
             summary="record the appeal outcome",
         )

@@ -12,11 +12,10 @@ import builtins
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import names
     from domain.models import (
         ActInput,
         ActionOutcome,
@@ -39,33 +38,9 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
     from domain.policy import clean_decision, combine_actions, decide, is_clean, review_actions
-    from domain.review import SUBMIT_REVIEW_UPDATE, ReviewDecision, ReviewEscalation, ReviewOutcome, ReviewRecord
-    from domain.sessions import (
-        APPLY_STRIKE,
-        RECORD_TARGET_INCIDENT,
-        StrikeInput,
-        StrikeResult,
-        TargetIncidentInput,
-        TargetState,
-    )
-
-# Task queues, one worker deployment each.
-MODERATION_QUEUE = "moderation"
-SCREENING_QUEUE = "screening"
-CONTEXT_QUEUE = "context"
-REASONING_QUEUE = "reasoning"
-ACTIONS_QUEUE = "actions"
-
-# Search attributes (registered by `safety up` and in the Helm chart / compose job).
-SA_CASE_ID = SearchAttributeKey.for_keyword("CaseId")
-SA_PLATFORM = SearchAttributeKey.for_keyword("Platform")
-SA_CHANNEL = SearchAttributeKey.for_keyword("ChannelId")
-SA_AUTHOR = SearchAttributeKey.for_keyword("AuthorId")
-SA_TARGET = SearchAttributeKey.for_keyword("TargetId")
-SA_CATEGORY = SearchAttributeKey.for_keyword("Category")
-SA_DECISION = SearchAttributeKey.for_keyword("Decision")
-SA_RISK = SearchAttributeKey.for_float("RiskScore")
-SA_NEEDS_REVIEW = SearchAttributeKey.for_bool("NeedsReview")
+    from domain.review import ReviewDecision, ReviewEscalation, ReviewOutcome, ReviewRecord
+    from domain.sessions import StrikeInput, StrikeResult, TargetIncidentInput, TargetState
+    from workflows import contract
 
 # Retry policies and timeouts. Storage and screening retry until they succeed (an accepted event must
 # reach a recorded outcome); context is enrichment and gives up after its deadline.
@@ -89,10 +64,12 @@ RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum
 def search_attributes_for_start(inp: ModerateEventInput) -> TypedSearchAttributes:
     """The attributes known at ingest, set by the API when it starts the workflow (no extra command)."""
     ev = inp.event
-    pairs = [SearchAttributePair(SA_CASE_ID, ev.event_id), SearchAttributePair(SA_PLATFORM, ev.platform),
-             SearchAttributePair(SA_CHANNEL, ev.channel_id), SearchAttributePair(SA_AUTHOR, ev.author_id)]
+    pairs = [SearchAttributePair(contract.SA_CASE_ID, ev.event_id),
+             SearchAttributePair(contract.SA_PLATFORM, ev.platform),
+             SearchAttributePair(contract.SA_CHANNEL, ev.channel_id),
+             SearchAttributePair(contract.SA_AUTHOR, ev.author_id)]
     if ev.target_id:
-        pairs.append(SearchAttributePair(SA_TARGET, ev.target_id))
+        pairs.append(SearchAttributePair(contract.SA_TARGET, ev.target_id))
     return TypedSearchAttributes(pairs)
 
 
@@ -118,7 +95,7 @@ def _reason_failure(err: ActivityError) -> ReasonResult:
     return ReasonResult(status=status, detail=detail)
 
 
-@workflow.defn(name="ModerateEventWorkflow")
+@workflow.defn(name=contract.MODERATE_EVENT_WORKFLOW)
 class ModerateEventWorkflow:
     @workflow.init
     def __init__(self, inp: ModerateEventInput) -> None:
@@ -128,7 +105,7 @@ class ModerateEventWorkflow:
         self._review_outcome: ReviewOutcome | None = None
         self._escalated = False
 
-    @workflow.update(name=SUBMIT_REVIEW_UPDATE)
+    @workflow.update(name=contract.SUBMIT_REVIEW_UPDATE)
     async def submit_review(self, decision: ReviewDecision) -> ReviewOutcome:
         """A moderator's decision: returns once its actions are executed and the case is updated."""
         self._review = decision
@@ -143,7 +120,7 @@ class ModerateEventWorkflow:
         if self._review is not None:
             raise ValueError(f"this case was already decided by {self._review.reviewer}")
 
-    @workflow.query(name="status")
+    @workflow.query(name=contract.CASE_STATUS_QUERY)
     def status(self) -> CaseProgress:
         return self._progress
 
@@ -168,14 +145,14 @@ class ModerateEventWorkflow:
                                 policy_version=policy.version, workflow_id=info.workflow_id, run_id=info.run_id,
                                 completed_at=workflow.now(), stage_ms={"screen": screen.duration_ms})
             await workflow.execute_local_activity(
-                names.RECORD_CASE, record, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
+                contract.RECORD_CASE, record, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
                 summary="record clean case",
             )
             return self._finish(record, [])
 
         self._progress.path = "full"
-        workflow.upsert_search_attributes([SA_RISK.value_set(screen.risk_score),
-                                           SA_CATEGORY.value_set(screen.top_category.value)])
+        workflow.upsert_search_attributes([contract.SA_RISK.value_set(screen.risk_score),
+                                           contract.SA_CATEGORY.value_set(screen.top_category.value)])
         stage_ms: dict[str, float] = {"screen": screen.duration_ms}
 
         brigading = await self._target_incident(inp)
@@ -226,7 +203,7 @@ class ModerateEventWorkflow:
                             policy_version=reason.policy_version or policy.version, workflow_id=info.workflow_id,
                             run_id=info.run_id, completed_at=workflow.now())
         await workflow.execute_activity(
-            names.RECORD_CASE, record, task_queue=CONTEXT_QUEUE, start_to_close_timeout=RECORD_TIMEOUT,
+            contract.RECORD_CASE, record, task_queue=contract.CONTEXT_QUEUE, start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=RECORD_RETRY, summary=f"record {decision.decision.value}",
         )
         result = self._finish(record, outcomes)
@@ -243,8 +220,9 @@ class ModerateEventWorkflow:
         if not decided:
             self._escalated = True
             await workflow.execute_activity(
-                names.ESCALATE_REVIEW, ReviewEscalation(case_id=record.case_id, sla_minutes=policy.review_sla_minutes),
-                task_queue=CONTEXT_QUEUE, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
+                contract.ESCALATE_REVIEW,
+                ReviewEscalation(case_id=record.case_id, sla_minutes=policy.review_sla_minutes),
+                task_queue=contract.CONTEXT_QUEUE, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
                 summary="review SLA passed: moved to the senior queue",
             )
             self._stage(Stage.REVIEW, "waiting for a senior moderator (SLA passed)")
@@ -267,13 +245,14 @@ class ModerateEventWorkflow:
             outcomes = await self._act(inp, decision, automated=False)
         final = Decision.ACTION if review.violation else Decision.ALLOW
         await workflow.execute_activity(
-            names.RECORD_REVIEW, ReviewRecord(case_id=record.case_id, decision=review, final_decision=final.value,
-                                              category=category, actions=outcomes),
-            task_queue=CONTEXT_QUEUE, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
+            contract.RECORD_REVIEW, ReviewRecord(case_id=record.case_id, decision=review, final_decision=final.value,
+                                                 category=category, actions=outcomes),
+            task_queue=contract.CONTEXT_QUEUE, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
             summary=f"record review by {review.reviewer}: {final.value}",
         )
-        workflow.upsert_search_attributes([SA_DECISION.value_set(final.value), SA_NEEDS_REVIEW.value_set(False),
-                                           SA_CATEGORY.value_set(category.value)])
+        workflow.upsert_search_attributes([contract.SA_DECISION.value_set(final.value),
+                                           contract.SA_NEEDS_REVIEW.value_set(False),
+                                           contract.SA_CATEGORY.value_set(category.value)])
         self._review_outcome = ReviewOutcome(case_id=record.case_id, decision=final.value, actions=outcomes,
                                              reviewer=review.reviewer, escalated=self._escalated)
         self._stage(Stage.COMPLETED, f"reviewed by {review.reviewer}: {final.value}")
@@ -296,7 +275,7 @@ class ModerateEventWorkflow:
             return None
         try:
             state = await workflow.execute_local_activity(
-                RECORD_TARGET_INCIDENT,
+                contract.RECORD_TARGET_INCIDENT,
                 TargetIncidentInput(platform=ev.platform, target_id=ev.target_id, author_id=ev.author_id,
                                     case_id=ev.event_id, at=ev.received_at, config=inp.policy.brigading),
                 result_type=TargetState, start_to_close_timeout=SESSION_TIMEOUT,
@@ -313,7 +292,7 @@ class ModerateEventWorkflow:
         ev = inp.event
         try:
             strike = await workflow.execute_local_activity(
-                APPLY_STRIKE,
+                contract.APPLY_STRIKE,
                 StrikeInput(platform=ev.platform, author_id=ev.author_id, case_id=ev.event_id,
                             category=decision.category, severity=severity, at=ev.received_at,
                             config=inp.policy.escalation, event=ev),
@@ -337,19 +316,19 @@ class ModerateEventWorkflow:
                           embedding_from=inp.policy.thresholds.review)
         if inp.policy.local_screening:
             return await workflow.execute_local_activity(
-                names.SCREEN_EVENT, arg, result_type=ScreenResult, start_to_close_timeout=SCREEN_TIMEOUT,
+                contract.SCREEN_EVENT, arg, result_type=ScreenResult, start_to_close_timeout=SCREEN_TIMEOUT,
                 retry_policy=SCREEN_RETRY, summary="screen message",
             )
         return await workflow.execute_activity(
-            names.SCREEN_EVENT, arg, result_type=ScreenResult, task_queue=SCREENING_QUEUE,
+            contract.SCREEN_EVENT, arg, result_type=ScreenResult, task_queue=contract.SCREENING_QUEUE,
             start_to_close_timeout=SCREEN_TIMEOUT, retry_policy=SCREEN_RETRY, summary="screen message",
         )
 
     async def _context(self, inp: ModerateEventInput, screen: ScreenResult) -> CaseContext:
         try:
             return await workflow.execute_activity(
-                names.RETRIEVE_CONTEXT, ContextInput(event=inp.event, embedding=screen.embedding),
-                result_type=CaseContext, task_queue=CONTEXT_QUEUE, start_to_close_timeout=CONTEXT_TIMEOUT,
+                contract.RETRIEVE_CONTEXT, ContextInput(event=inp.event, embedding=screen.embedding),
+                result_type=CaseContext, task_queue=contract.CONTEXT_QUEUE, start_to_close_timeout=CONTEXT_TIMEOUT,
                 schedule_to_close_timeout=CONTEXT_DEADLINE, retry_policy=CONTEXT_RETRY,
                 summary="similar cases + author/target history",
             )
@@ -361,9 +340,9 @@ class ModerateEventWorkflow:
         policy = inp.policy
         try:
             return await workflow.execute_activity(
-                names.REASON_ABOUT_CASE,
+                contract.REASON_ABOUT_CASE,
                 ReasonInput(event=inp.event, screen=screen, context=context, policy_version=policy.version),
-                result_type=ReasonResult, task_queue=REASONING_QUEUE,
+                result_type=ReasonResult, task_queue=contract.REASONING_QUEUE,
                 start_to_close_timeout=timedelta(seconds=policy.reasoning_attempt_timeout_s),
                 schedule_to_close_timeout=timedelta(seconds=policy.reasoning_deadline_s),
                 retry_policy=RetryPolicy(
@@ -380,10 +359,10 @@ class ModerateEventWorkflow:
                    ) -> list[ActionOutcome]:
         try:
             result = await workflow.execute_activity(
-                names.EXECUTE_ACTIONS,
+                contract.EXECUTE_ACTIONS,
                 ActInput(case_id=inp.event.event_id, event=inp.event, actions=decision.actions,
                          shadow=inp.policy.shadow_mode, automated=automated),
-                result_type=ActResult, task_queue=ACTIONS_QUEUE, start_to_close_timeout=ACT_TIMEOUT,
+                result_type=ActResult, task_queue=contract.ACTIONS_QUEUE, start_to_close_timeout=ACT_TIMEOUT,
                 retry_policy=ACT_RETRY, summary="platform actions: " + ", ".join(a.action for a in decision.actions),
             )
             return result.outcomes
@@ -395,8 +374,8 @@ class ModerateEventWorkflow:
     def _finish(self, record: CaseRecord, outcomes: list[ActionOutcome]) -> CaseOutcome:
         d = record.decision
         workflow.upsert_search_attributes([
-            SA_RISK.value_set(record.screen.risk_score), SA_CATEGORY.value_set(d.category.value),
-            SA_DECISION.value_set(d.decision.value), SA_NEEDS_REVIEW.value_set(d.needs_review),
+            contract.SA_RISK.value_set(record.screen.risk_score), contract.SA_CATEGORY.value_set(d.category.value),
+            contract.SA_DECISION.value_set(d.decision.value), contract.SA_NEEDS_REVIEW.value_set(d.needs_review),
         ])
         self._stage(Stage.COMPLETED, f"{d.decision.value}: " + "; ".join(d.reasons)[:400])
         return self._outcome(record, outcomes)

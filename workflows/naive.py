@@ -11,26 +11,27 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 
-NAIVE_QUEUE = "bench-naive"
+with workflow.unsafe.imports_passed_through():
+    from workflows import contract
+
 NAIVE_STEPS = 4
-NOOP_ACTIVITY = "bench_noop"
 
 
-@activity.defn(name=NOOP_ACTIVITY)
+@activity.defn(name=contract.NOOP_ACTIVITY)
 async def noop(step: int) -> int:
     return step
 
 
-@workflow.defn(name="NaiveChainWorkflow")
+@workflow.defn(name=contract.NAIVE_CHAIN_WORKFLOW)
 class NaiveChainWorkflow:
     @workflow.run
     async def run(self, steps: int = NAIVE_STEPS) -> int:
         done = 0
         for i in range(steps):
-            await workflow.execute_activity(NOOP_ACTIVITY, i, result_type=int,
+            await workflow.execute_activity(contract.NOOP_ACTIVITY, i, result_type=int,
                                             start_to_close_timeout=timedelta(seconds=30))
             done += 1
         return done
 
 
-__all__ = ["NAIVE_QUEUE", "NAIVE_STEPS", "NaiveChainWorkflow", "noop"]
+__all__ = ["NAIVE_STEPS", "NaiveChainWorkflow", "noop"]

@@ -19,7 +19,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import names
     from domain.escalation import (
         Incident,
         Strike,
@@ -36,12 +35,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.models import ActionType, ActResult, ChatEvent, PlannedAction
     from domain.sessions import (
-        RECORD_INCIDENT_UPDATE,
-        RECORD_STRIKE_UPDATE,
-        REMOVE_STRIKE_UPDATE,
-        STATE_QUERY,
-        TARGET_SESSION_WORKFLOW,
-        USER_SESSION_WORKFLOW,
         LiftedSanction,
         PendingLift,
         RemoveStrikeInput,
@@ -54,8 +47,7 @@ with workflow.unsafe.imports_passed_through():
         UserSessionInput,
         UserSessionState,
     )
-
-ACTIONS_QUEUE = "actions"
+    from workflows import contract
 
 # Lifting a sanction must eventually happen, but a platform outage must not wedge the session: retry
 # for a while, then record the failure in the state (visible to moderators) and move on.
@@ -88,7 +80,7 @@ async def _sleep_until(deadline: datetime | None, wake: asyncio.Event) -> None:
         pass
 
 
-@workflow.defn(name=USER_SESSION_WORKFLOW)
+@workflow.defn(name=contract.USER_SESSION_WORKFLOW)
 class UserSessionWorkflow:
     """Strikes of one author on one platform (id ``user-<platform>-<author_id>``)."""
 
@@ -102,14 +94,14 @@ class UserSessionWorkflow:
 
     # --- handlers --------------------------------------------------------------------------------
 
-    @workflow.query(name=STATE_QUERY)
+    @workflow.query(name=contract.STATE_QUERY)
     def state(self) -> UserSessionState:
         # A query must not change the workflow's state: answer from a refreshed copy.
         snapshot = self._s.model_copy(deep=True)
         _refresh(snapshot, workflow.now())
         return snapshot
 
-    @workflow.update(name=RECORD_STRIKE_UPDATE)
+    @workflow.update(name=contract.RECORD_STRIKE_UPDATE)
     def record_strike(self, inp: StrikeInput) -> StrikeResult:
         now = workflow.now()
         s = self._s
@@ -143,7 +135,7 @@ class UserSessionWorkflow:
             raise ValueError(f"strike for {inp.platform}/{inp.author_id} sent to the session of "
                              f"{self._s.platform}/{self._s.author_id}")
 
-    @workflow.update(name=REMOVE_STRIKE_UPDATE)
+    @workflow.update(name=contract.REMOVE_STRIKE_UPDATE)
     def remove_strike(self, inp: RemoveStrikeInput) -> UserSessionState:
         """Appeal overturned: the case stops counting and the level is re-computed.
 
@@ -233,8 +225,8 @@ class UserSessionWorkflow:
             reason = f"{lift.action.value} of {lift.duration_s}s expired"
             try:
                 result = await workflow.execute_activity(
-                    names.REVERT_ACTIONS, RevertInput(case_id=lift.case_id, event=lift.event, reason=reason),
-                    result_type=ActResult, task_queue=ACTIONS_QUEUE, start_to_close_timeout=REVERT_TIMEOUT,
+                    contract.REVERT_ACTIONS, RevertInput(case_id=lift.case_id, event=lift.event, reason=reason),
+                    result_type=ActResult, task_queue=contract.ACTIONS_QUEUE, start_to_close_timeout=REVERT_TIMEOUT,
                     retry_policy=REVERT_RETRY, summary=f"lift {lift.action.value} of case {lift.case_id}",
                 )
                 outcomes = ", ".join(f"{o.action.value}: {o.status}" for o in result.outcomes)
@@ -283,7 +275,7 @@ def _lift_event(inp: StrikeInput, now: datetime) -> ChatEvent:
                      content="", received_at=now)
 
 
-@workflow.defn(name=TARGET_SESSION_WORKFLOW)
+@workflow.defn(name=contract.TARGET_SESSION_WORKFLOW)
 class TargetSessionWorkflow:
     """Incidents aimed at one target on one platform (id ``target-<platform>-<target_id>``)."""
 
@@ -295,11 +287,11 @@ class TargetSessionWorkflow:
         self._max_history = inp.max_history_events
         self._wake = asyncio.Event()
 
-    @workflow.query(name=STATE_QUERY)
+    @workflow.query(name=contract.STATE_QUERY)
     def state(self) -> TargetState:
         return self._s
 
-    @workflow.update(name=RECORD_INCIDENT_UPDATE)
+    @workflow.update(name=contract.RECORD_INCIDENT_UPDATE)
     def record_incident(self, inp: TargetIncidentInput) -> TargetState:
         """Count the incident; raise the brigading flag when enough distinct authors are in the window.
 

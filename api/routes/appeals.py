@@ -17,8 +17,9 @@ from api.routes.cases import ERRORS, Cursor, Limit, Moderator, appeal_public, cu
 from api.schemas_reporting import AppealDecisionAccepted, AppealDecisionIn, AppealIn, AppealPublic, AppealsPage
 from core import reporting
 from core.keys import KeyInfo, Role
+from domain.appeals import AppealInput
 from domain.models import ChatEvent
-from workflows.appeals import APPEAL_QUEUE, AppealInput, appeal_workflow_id
+from workflows.contract import APPEAL_WORKFLOW, MODERATION_QUEUE, appeal_workflow_id
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/appeals", tags=["appeals"])
@@ -98,7 +99,7 @@ async def decide_appeal(appeal_id: str, body: AppealDecisionIn, services: Servic
     inp = AppealInput(appeal_id=appeal_id, case_id=case["case_id"], event=event, reason=row["reason"],
                       decided_by=moderator, note=body.note)
     try:
-        await services.temporal.start_workflow("AppealWorkflow", inp, id=wid, task_queue=APPEAL_QUEUE,
+        await services.temporal.start_workflow(APPEAL_WORKFLOW, inp, id=wid, task_queue=MODERATION_QUEUE,
                                                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                                                static_summary=f"overturn appeal {appeal_id} of case {case['case_id']}")
     except WorkflowAlreadyStartedError:

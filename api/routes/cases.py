@@ -22,8 +22,8 @@ from api.schemas_reporting import (
 from core import reporting
 from core.keys import KeyInfo, Role
 from core.settings import Settings
-from core.temporal import workflow_id
 from domain.models import Decision, HarmCategory
+from workflows.contract import event_workflow_id
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -95,7 +95,7 @@ async def get_case(case_id: str, services: ServicesDep, _key: Moderator) -> Case
     if case is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case with id {case_id}: it was not recorded (yet); "
                             f"see /v1/events/{case_id}/status")
-    wid = case.get("workflow_id") or workflow_id(case_id)
+    wid = case.get("workflow_id") or event_workflow_id(case_id)
     claim = case["claim"] or {}
     review = ReviewPublic(status=case.get("review_status"), queue=case.get("review_queue"),
                           reviewer=case.get("reviewer"), reviewed_at=case.get("reviewed_at"),

@@ -17,7 +17,6 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities import names
 from activities.screening import screen_text, screen_texts
 from activities.sessions import brigading_key
 from api.deps import ServicesDep, charge, require
@@ -36,7 +35,6 @@ from core import store
 from core.keys import KeyInfo, Role
 from core.metrics import DEPENDENCY_DEGRADED_TOTAL, INGEST_DURATION_MS, INGEST_REQUESTS_TOTAL
 from core.settings import Settings
-from core.temporal import workflow_id
 from domain.models import (
     CaseOutcome,
     CaseRecord,
@@ -47,7 +45,8 @@ from domain.models import (
     Stage,
 )
 from domain.policy import clean_decision, is_clean
-from workflows.moderate import MODERATION_QUEUE, SA_RISK, search_attributes_for_start
+from workflows import contract
+from workflows.moderate import search_attributes_for_start
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -226,7 +225,8 @@ async def _start_case(services: ServicesDep, inp: ModerateEventInput) -> bool:
     event = inp.event
     try:
         await services.temporal.start_workflow(
-            "ModerateEventWorkflow", inp, id=workflow_id(event.event_id), task_queue=MODERATION_QUEUE,
+            contract.MODERATE_EVENT_WORKFLOW, inp, id=contract.event_workflow_id(event.event_id),
+            task_queue=contract.MODERATION_QUEUE,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=search_attributes_for_start(inp),
             static_summary=f"{event.platform} #{event.channel_id}: {event.author_id} -> {event.target_id or '-'}",
@@ -312,7 +312,7 @@ async def event_status(event_id: Annotated[uuid.UUID, Path(description="The even
                        services: ServicesDep,
                        _key: Annotated[KeyInfo, Depends(require(Role.INGEST, Role.MODERATOR))]) -> EventStatus:
     eid = str(event_id)
-    wid = workflow_id(eid)
+    wid = contract.event_workflow_id(eid)
     ui = f"{services.settings.temporal.ui_public_url}/namespaces/{services.settings.temporal.namespace}/workflows/{wid}"
     base = {"event_id": eid, "workflow_id": wid, "temporal_ui_url": ui}
     try:
@@ -350,15 +350,15 @@ async def event_status(event_id: Annotated[uuid.UUID, Path(description="The even
 
 # Stage of a running case, read from the server alone (no query: it answers even with every worker
 # down, and costs no worker round trip per poll).
-_STAGE_BY_ACTIVITY = {names.SCREEN_EVENT: Stage.SCREENING, names.RETRIEVE_CONTEXT: Stage.CONTEXT,
-                      names.REASON_ABOUT_CASE: Stage.REASONING, names.EXECUTE_ACTIONS: Stage.ACTING,
-                      names.RECORD_CASE: Stage.RECORDING}
+_STAGE_BY_ACTIVITY = {contract.SCREEN_EVENT: Stage.SCREENING, contract.RETRIEVE_CONTEXT: Stage.CONTEXT,
+                      contract.REASON_ABOUT_CASE: Stage.REASONING, contract.EXECUTE_ACTIONS: Stage.ACTING,
+                      contract.RECORD_CASE: Stage.RECORDING}
 _QUEUED_HISTORY_LENGTH = 3  # started, first workflow task scheduled (and maybe started): no worker yet
 
 
 def _running_status(desc: WorkflowExecutionDescription, base: dict[str, str]) -> EventStatus:
     raw = desc.raw_description
-    risk = desc.typed_search_attributes.get(SA_RISK)
+    risk = desc.typed_search_attributes.get(contract.SA_RISK)
     pending = [_STAGE_BY_ACTIVITY.get(a.activity_type.name) for a in raw.pending_activities]
     stage = next((p for p in pending if p is not None), None)
     if stage is None and raw.workflow_execution_info.history_length <= _QUEUED_HISTORY_LENGTH:

@@ -15,9 +15,9 @@ from api.deps import ServicesDep
 from api.routes.cases import ERRORS, Cursor, Limit, Moderator, cursor_error
 from api.schemas_reporting import ClaimPublic, ReviewDecisionIn, ReviewItem, ReviewsPage
 from core import reporting
-from core.temporal import workflow_id
 from domain.models import HarmCategory
-from domain.review import SUBMIT_REVIEW_UPDATE, ReviewDecision, ReviewOutcome
+from domain.review import ReviewDecision, ReviewOutcome
+from workflows.contract import SUBMIT_REVIEW_UPDATE, event_workflow_id
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
@@ -69,7 +69,7 @@ async def decide(case_id: str, body: ReviewDecisionIn, services: ServicesDep, ke
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case with id {case_id}")
     decision = ReviewDecision(reviewer=key.name, decided_at=datetime.now(UTC), **body.model_dump())
-    handle = services.temporal.get_workflow_handle(workflow_id(case_id))
+    handle = services.temporal.get_workflow_handle(event_workflow_id(case_id))
     try:
         outcome = await handle.execute_update(SUBMIT_REVIEW_UPDATE, decision, result_type=ReviewOutcome)
     except WorkflowUpdateFailedError as err:

@@ -13,6 +13,7 @@ from api.deps import ServicesDep
 from api.routes.cases import ERRORS, Moderator
 from api.schemas_reporting import UserCaseSummary, UserPublic, UserSession
 from core import reporting
+from workflows.contract import STATE_QUERY, user_session_id
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 _ID = r"^[A-Za-z0-9_.:@#\-]+$"
@@ -36,9 +37,9 @@ def _strikes(state: Any) -> int:
 async def get_user(platform: Annotated[str, Path(max_length=32, pattern=r"^[a-z0-9_\-]+$")],
                    user_id: Annotated[str, Path(max_length=128, pattern=_ID)],
                    services: ServicesDep, _key: Moderator) -> UserPublic:
-    wid = f"user-{platform}-{user_id}"
+    wid = user_session_id(platform, user_id)
     try:
-        state = await services.temporal.get_workflow_handle(wid).query("state", rpc_timeout=timedelta(seconds=3))
+        state = await services.temporal.get_workflow_handle(wid).query(STATE_QUERY, rpc_timeout=timedelta(seconds=3))
         session = UserSession(found=True, strikes=_strikes(state),
                               state=state if isinstance(state, dict) else {"value": state}, workflow_id=wid)
     except RPCError as err:

@@ -323,7 +323,8 @@ async def _naive_phase(temporal_address: str, *, rate: float, n: int, temporal_p
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.worker import Worker
 
-    from workflows.naive import NAIVE_QUEUE, NaiveChainWorkflow, noop
+    from workflows.contract import NAIVE_QUEUE
+    from workflows.naive import NaiveChainWorkflow, noop
 
     client = await Client.connect(temporal_address, data_converter=pydantic_data_converter)
     run_id = uuid.uuid4().hex[:10]

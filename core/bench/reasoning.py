@@ -14,13 +14,17 @@ from typing import Annotated, Any
 
 import typer
 
-QUEUES = ("moderation", "context", "reasoning", "actions")
+
+def _queues() -> tuple[str, ...]:
+    """The queues this bench serves (no screening worker: the stand-ins screen on the moderation queue)."""
+    from workflows import contract
+
+    return (contract.MODERATION_QUEUE, contract.CONTEXT_QUEUE, contract.REASONING_QUEUE, contract.ACTIONS_QUEUE)
 
 
 def _stand_ins(records: list[Any]) -> list[Any]:
     from temporalio import activity
 
-    from activities import names
     from domain.models import (
         ActInput,
         ActResult,
@@ -31,37 +35,31 @@ def _stand_ins(records: list[Any]) -> list[Any]:
         ScreenInput,
         ScreenResult,
     )
-    from domain.sessions import (
-        APPLY_STRIKE,
-        RECORD_TARGET_INCIDENT,
-        StrikeInput,
-        StrikeResult,
-        TargetIncidentInput,
-        TargetState,
-    )
+    from domain.sessions import StrikeInput, StrikeResult, TargetIncidentInput, TargetState
+    from workflows import contract
 
-    @activity.defn(name=names.SCREEN_EVENT)
+    @activity.defn(name=contract.SCREEN_EVENT)
     async def screen(inp: ScreenInput) -> ScreenResult:
         return ScreenResult(risk_score=0.8, top_category=HarmCategory.TARGETED_INSULT, model_version="bench")
 
-    @activity.defn(name=names.RETRIEVE_CONTEXT)
+    @activity.defn(name=contract.RETRIEVE_CONTEXT)
     async def context(inp: ContextInput) -> CaseContext:
         return CaseContext()
 
-    @activity.defn(name=names.EXECUTE_ACTIONS)
+    @activity.defn(name=contract.EXECUTE_ACTIONS)
     async def act(inp: ActInput) -> ActResult:
         return ActResult()
 
-    @activity.defn(name=names.RECORD_CASE)
+    @activity.defn(name=contract.RECORD_CASE)
     async def record(rec: CaseRecord) -> bool:
         records.append(rec)
         return True
 
-    @activity.defn(name=APPLY_STRIKE)
+    @activity.defn(name=contract.APPLY_STRIKE)
     async def strike(inp: StrikeInput) -> StrikeResult:
         return StrikeResult(case_id=inp.case_id, level=1, ladder_size=5)
 
-    @activity.defn(name=RECORD_TARGET_INCIDENT)
+    @activity.defn(name=contract.RECORD_TARGET_INCIDENT)
     async def incident(inp: TargetIncidentInput) -> TargetState:
         return TargetState(platform=inp.platform, target_id=inp.target_id)
 
@@ -86,6 +84,7 @@ async def run_reasoning_bench(*, cases: int, concurrency: int, latency_s: float,
     from core.settings import LLMSettings
     from core.testing.fake_llm import FakeLLMServer
     from domain.models import ChatEvent, ModerateEventInput, PolicyConfig
+    from workflows import contract
     from workflows.moderate import ModerateEventWorkflow
 
     # Injected provider errors are expected here; their retry tracebacks would drown the report.
@@ -101,9 +100,10 @@ async def run_reasoning_bench(*, cases: int, concurrency: int, latency_s: float,
         client = await Client.connect(f"127.0.0.1:{server.port}", data_converter=pydantic_data_converter)
         reasoning = ReasoningActivities(LLMSettings(base_url=llm.base_url, api_key="bench", attempt_timeout_s=8))
         stand_ins = _stand_ins(records)
-        workers = [Worker(client, task_queue=q, workflows=[ModerateEventWorkflow] if q == "moderation" else [],
-                          activities=[reasoning.reason_about_case] if q == "reasoning" else stand_ins,
-                          max_concurrent_activities=concurrency * 2) for q in QUEUES]
+        workers = [Worker(client, task_queue=q,
+                          workflows=[ModerateEventWorkflow] if q == contract.MODERATION_QUEUE else [],
+                          activities=[reasoning.reason_about_case] if q == contract.REASONING_QUEUE else stand_ins,
+                          max_concurrent_activities=concurrency * 2) for q in _queues()]
         policy = PolicyConfig()
         sem = asyncio.Semaphore(concurrency)
 
@@ -112,7 +112,8 @@ async def run_reasoning_bench(*, cases: int, concurrency: int, latency_s: float,
                 ev = ChatEvent(event_id=str(uuid.uuid4()), platform="bench", channel_id="c", author_id=f"a{i}",
                                content=f"you are worthless #{i}", received_at=datetime.now(UTC))
                 await client.execute_workflow(ModerateEventWorkflow.run, ModerateEventInput(event=ev, policy=policy),
-                                              id=f"event-{ev.event_id}", task_queue="moderation")
+                                              id=contract.event_workflow_id(ev.event_id),
+                                              task_queue=contract.MODERATION_QUEUE)
 
         started = time.perf_counter()
         for w in workers:

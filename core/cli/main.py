@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from core.logging import configure_logging
-from core.settings import TASK_QUEUES, get_settings
+from core.settings import get_settings
+from workflows.contract import TASK_QUEUES
 
 app = typer.Typer(
     help="A durable, AI-assisted harassment moderation pipeline for chat platforms.\n\n"

@@ -9,6 +9,7 @@ import pytest
 from temporalio.client import Client
 
 from core.keys import Role
+from workflows.contract import event_workflow_id
 
 
 def body(**overrides: object) -> dict[str, object]:
@@ -26,7 +27,7 @@ async def test_ingest_answers_202_with_case_and_status_url(api: httpx.AsyncClien
     assert r.status_code == 202, r.text
     data = r.json()
     assert data["status"] == "queued" and data["processing_url"] == f"/v1/events/{data['event_id']}/status"
-    desc = await client.get_workflow_handle(f"event-{data['event_id']}").describe()
+    desc = await client.get_workflow_handle(event_workflow_id(data['event_id'])).describe()
     assert desc.search_attributes["CaseId"] == [data["event_id"]]
     # No worker runs in this module: the case is durable and says it is queued, without hanging.
     status = (await api.get(data["processing_url"], headers={"X-API-Key": keys["ingest"]})).json()
@@ -115,7 +116,7 @@ async def test_brigaded_target_gets_a_lower_review_threshold(api: httpx.AsyncCli
 
     async def review_threshold(user_id: str) -> float:
         resp = await api.post("/v1/events/ingest", json=body(user_id=user_id), headers={"X-API-Key": keys["ingest"]})
-        history = await client.get_workflow_handle(f"event-{resp.json()['event_id']}").fetch_history()
+        history = await client.get_workflow_handle(event_workflow_id(resp.json()['event_id'])).fetch_history()
         attrs = history.events[0].workflow_execution_started_event_attributes
         (inp,) = await client.data_converter.decode(attrs.input.payloads, [ModerateEventInput])
         return inp.policy.thresholds.review

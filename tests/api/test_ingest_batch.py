@@ -22,6 +22,7 @@ from core.bench.ingest import run_ingest, window_rates
 from core.keys import Role, create_key
 from core.settings import APISettings, Settings
 from domain.models import ModerateEventInput
+from workflows.contract import event_workflow_id
 
 URL = "/v1/events/ingest/batch"
 CLEAN = ("thanks everyone, great stream today", "have a nice evening everyone", "see you all tomorrow")
@@ -54,7 +55,7 @@ async def test_batch_starts_one_case_per_event_and_reports_redeliveries(
     assert [item["index"] for item in data["results"]] == [0, 1, 2]
     for item in data["results"]:
         assert item["status"] == "queued" and item["processing_url"] == f"/v1/events/{item['event_id']}/status"
-        desc = await client.get_workflow_handle(f"event-{item['event_id']}").describe()
+        desc = await client.get_workflow_handle(event_workflow_id(item['event_id'])).describe()
         assert desc.search_attributes["CaseId"] == [item["event_id"]]
     # The same platform messages again (with one new one): the old ones are duplicates of the same cases.
     again = await api.post(URL, json={"events": [*events, _event("new one")]}, headers=h)
@@ -107,8 +108,8 @@ async def test_prescreen_batch_records_clean_events_and_starts_workflows_for_ris
         row = await store.get_case(pool, item["event_id"])
         assert row is not None and row["path"] == "prescreen" and row["decision"] == "allow"
         with pytest.raises(RPCError):
-            await client.get_workflow_handle(f"event-{item['event_id']}").describe()
-    history = await client.get_workflow_handle(f"event-{results[1]['event_id']}").fetch_history()
+            await client.get_workflow_handle(event_workflow_id(item['event_id'])).describe()
+    history = await client.get_workflow_handle(event_workflow_id(results[1]['event_id'])).fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
     (inp,) = await client.data_converter.decode(started.input.payloads, [ModerateEventInput])
     assert inp.prescreen is not None and inp.prescreen.risk_score >= inp.policy.thresholds.review
@@ -178,4 +179,4 @@ async def test_the_rate_limit_counts_each_event_of_a_batch(limited_api: httpx.As
     for ev in refused:  # refused before anything was started
         eid = event_id_for(EventIn.model_validate(ev))
         with pytest.raises(RPCError):
-            await client.get_workflow_handle(f"event-{eid}").describe()
+            await client.get_workflow_handle(event_workflow_id(eid)).describe()

@@ -16,10 +16,11 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from core.settings import TASK_QUEUES, LLMSettings, Settings
+from core.settings import LLMSettings, Settings
 from core.store import verify_audit
 from core.testing.fake_llm import FakeLLMServer
 from workers.registry import running_worker
+from workflows.contract import TASK_QUEUES
 
 ABUSIVE = "you are a worthless idiot, nobody wants you here, go kill yourself"
 
@@ -126,7 +127,8 @@ async def test_review_decision_through_the_api_acts_within_a_second(
 
 async def test_five_abusive_messages_climb_the_escalation_ladder(
         api: httpx.AsyncClient, keys: dict[str, str], workers: Settings, client: Client) -> None:
-    from domain.sessions import STATE_QUERY, UserSessionState, user_session_id
+    from domain.sessions import UserSessionState
+    from workflows.contract import STATE_QUERY, user_session_id
 
     author = f"repeat-{uuid.uuid4().hex[:6]}"
     rank = {"warn": 0, "timeout": 1, "ban": 2}

@@ -15,6 +15,7 @@ from temporalio.service import RPCError
 from api.app import create_app
 from core.settings import APISettings, Settings
 from domain.models import ModerateEventInput
+from workflows.contract import event_workflow_id
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -40,7 +41,7 @@ async def test_clean_event_is_recorded_directly_without_a_workflow(
     assert status["status"] == "completed" and status["outcome"]["path"] == "prescreen"
     assert status["outcome"]["decision"] == "allow"
     with pytest.raises(RPCError):
-        await client.get_workflow_handle(f"event-{r.json()['event_id']}").describe()
+        await client.get_workflow_handle(event_workflow_id(r.json()['event_id'])).describe()
     again = await prescreen_api.post("/v1/events/ingest", json=body, headers=h)
     assert again.json()["event_id"] == r.json()["event_id"] and again.json()["duplicate"]
 
@@ -50,7 +51,7 @@ async def test_risky_event_starts_a_workflow_carrying_the_screen_result(
     r = await prescreen_api.post("/v1/events/ingest", headers={"X-API-Key": keys["ingest"]},
                                  json=_body("you are a worthless idiot, nobody wants you here, go kill yourself"))
     assert r.status_code == 202
-    handle = client.get_workflow_handle(f"event-{r.json()['event_id']}")
+    handle = client.get_workflow_handle(event_workflow_id(r.json()['event_id']))
     history = await handle.fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
     (inp,) = await client.data_converter.decode(started.input.payloads, [ModerateEventInput])

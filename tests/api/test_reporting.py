@@ -38,7 +38,9 @@ from domain.models import (
     ScreenResult,
     Severity,
 )
-from domain.review import SUBMIT_REVIEW_UPDATE, ReviewDecision, ReviewOutcome
+from domain.review import ReviewDecision, ReviewOutcome
+from workflows import contract
+from workflows.contract import MODERATION_QUEUE, SUBMIT_REVIEW_UPDATE, event_workflow_id, user_session_id
 
 
 async def make_case(pool: asyncpg.Pool, *, decision: Decision = Decision.ACTION, platform: str = "twitch",
@@ -60,7 +62,7 @@ async def make_case(pool: asyncpg.Pool, *, decision: Decision = Decision.ACTION,
         decision=DecideResult(decision=decision, category=HarmCategory.TARGETED_INSULT,
                               needs_review=decision == Decision.REVIEW, reasons=["risk 0.910 >= review threshold"]),
         reason=reason, actions=outcomes, stage_ms={"screen": 3.0, "reason": 120.0}, policy_version="harassment-v1",
-        workflow_id=f"event-{cid}", completed_at=at + timedelta(seconds=1)))
+        workflow_id=event_workflow_id(cid), completed_at=at + timedelta(seconds=1)))
     if review or decision == Decision.REVIEW:
         await pool.execute("UPDATE cases SET review_status = 'pending', review_queue = 'standard' "
                            "WHERE case_id = $1", cid)
@@ -237,7 +239,7 @@ class StandInUserSession:
         self.strikes = strikes
         await workflow.wait_condition(lambda: False)
 
-    @workflow.query(name="state")
+    @workflow.query(name=contract.STATE_QUERY)
     def state(self) -> dict[str, Any]:
         return {"strikes_active": self.strikes, "level": 2, "banned": False}
 
@@ -254,7 +256,8 @@ async def test_review_decision_reaches_the_waiting_workflow(api: httpx.AsyncClie
                                                             pool: asyncpg.Pool, client: Client,
                                                             stand_in_worker: str) -> None:
     cid = await make_case(pool, decision=Decision.REVIEW)
-    handle = await client.start_workflow(StandInReviewCase.run, cid, id=f"event-{cid}", task_queue=stand_in_worker)
+    handle = await client.start_workflow(StandInReviewCase.run, cid, id=event_workflow_id(cid),
+                                         task_queue=stand_in_worker)
     assert (await api.post(f"/v1/reviews/{cid}/claim", headers=h(keys["moderator"]))).status_code == 200
     started = time.monotonic()
     r = await api.post(f"/v1/reviews/{cid}/decision", headers=h(keys["moderator"]),
@@ -294,7 +297,7 @@ async def test_user_strikes_and_history(api: httpx.AsyncClient, keys: dict[str, 
     u = r.json()
     assert u["session"]["found"] is False and u["session"]["strikes"] == 0
     assert u["as_author"] == {"action": 1, "allow": 1} and len(u["recent_cases"]) == 2
-    handle = await client.start_workflow(StandInUserSession.run, 3, id=f"user-{platform}-author-1",
+    handle = await client.start_workflow(StandInUserSession.run, 3, id=user_session_id(platform, "author-1"),
                                          task_queue=stand_in_worker)
     try:
         u = (await api.get(f"/v1/users/{platform}/author-1", headers=h(keys["moderator"]))).json()
@@ -346,10 +349,10 @@ async def test_overturn_answers_202_and_starts_the_appeal_workflow(api: httpx.As
     assert r.status_code == 202, r.text
     body = r.json()
     assert body["status_url"] == f"/v1/appeals/{appeal['id']}" and r.headers["location"] == body["status_url"]
-    handle = client.get_workflow_handle(f"appeal-{appeal['id']}")
+    handle = client.get_workflow_handle(contract.appeal_workflow_id(appeal["id"]))
     try:
         desc = await handle.describe()
-        assert desc.workflow_type == "AppealWorkflow" and desc.task_queue == "moderation"
+        assert desc.workflow_type == contract.APPEAL_WORKFLOW and desc.task_queue == MODERATION_QUEUE
         assert desc.status == WorkflowExecutionStatus.RUNNING
         status = (await api.get(body["status_url"], headers=h(keys["ingest"]))).json()
         assert status["status"] == "open" and status["pending_outcome"] == "overturn"

@@ -30,7 +30,6 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities import names
 from core.services import TemporalDevServer, free_port
 from domain.models import (
     ActionOutcome,
@@ -41,8 +40,10 @@ from domain.models import (
     ScreenInput,
     ScreenResult,
 )
+from workflows import contract
+from workflows.contract import MODERATE_EVENT_WORKFLOW, NAIVE_QUEUE, NOOP_ACTIVITY
 from workflows.moderate import ModerateEventWorkflow, search_attributes_for_start
-from workflows.naive import NAIVE_QUEUE, NAIVE_STEPS, NOOP_ACTIVITY, NaiveChainWorkflow
+from workflows.naive import NAIVE_STEPS, NaiveChainWorkflow
 
 QUEUE = "bench-clean-path"
 
@@ -63,14 +64,14 @@ class Finished:
             cls.event.set()
 
 
-@activity.defn(name=names.SCREEN_EVENT)
+@activity.defn(name=contract.SCREEN_EVENT)
 async def screen_clean(arg: ScreenInput) -> ScreenResult:
     return ScreenResult(risk_score=0.02, category_scores={"profanity": 0.01, "targeted_insult": 0.01,
                                                           "identity_hate": 0.0, "threat": 0.0},
                         model_version="bench", duration_ms=2.0)
 
 
-@activity.defn(name=names.RECORD_CASE)
+@activity.defn(name=contract.RECORD_CASE)
 async def record_nothing(record: CaseRecord) -> None:
     Finished.one()
 
@@ -106,12 +107,12 @@ def clean_input() -> ModerateEventInput:
 
 async def start_one(client: Client, variant: str) -> None:
     if variant == "naive":
-        await client.start_workflow("NaiveChainWorkflow", id=f"naive-{uuid.uuid4()}", task_queue=NAIVE_QUEUE)
+        await client.start_workflow(contract.NAIVE_CHAIN_WORKFLOW, id=f"naive-{uuid.uuid4()}", task_queue=NAIVE_QUEUE)
         return
     inp = clean_input()
     ev = inp.event
     await client.start_workflow(
-        "ModerateEventWorkflow" if variant == "clean" else "ModerateEventNoUpsert", inp, id=f"case-{ev.event_id}",
+        MODERATE_EVENT_WORKFLOW if variant == "clean" else "ModerateEventNoUpsert", inp, id=f"case-{ev.event_id}",
         task_queue=QUEUE, search_attributes=search_attributes_for_start(inp),
         static_summary=f"{ev.platform} #{ev.channel_id}: {ev.author_id} -> {ev.target_id}",
         static_details=f"case {ev.event_id}, {ev.event_type}, message {ev.message_id}",

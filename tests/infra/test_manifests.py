@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from core.services import SEARCH_ATTRIBUTES as EMBEDDED_SEARCH_ATTRIBUTES
+from workflows.contract import SEARCH_ATTRIBUTES as CONTRACT_SEARCH_ATTRIBUTES
+from workflows.contract import TASK_QUEUES
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the manifests (pip install pyyaml)")
 
@@ -54,22 +55,13 @@ EXPECTED_ALERTS = {
     "ActionFailures": "5m",
     "AutomatedSanctionCapReached": "0m",
 }
-SEARCH_ATTRIBUTES = EMBEDDED_SEARCH_ATTRIBUTES  # what `safety up` registers; compose must match it
+SEARCH_ATTRIBUTES = CONTRACT_SEARCH_ATTRIBUTES  # what `safety up` registers; compose and Helm must match it
 METRICS_BASE_PORT = 9101
 BUILTIN_API_GROUPS = {"", "apps", "batch", "policy", "autoscaling", "networking.k8s.io", "rbac.authorization.k8s.io"}
 
 
 # ----------------------------------------------------------------------------------------- sources of truth
-def _task_queues() -> tuple[str, ...]:
-    """TASK_QUEUES as written in core/settings.py (read, not imported: these tests need no app deps)."""
-    tree = ast.parse((REPO / "core" / "settings.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "TASK_QUEUES" for t in node.targets):
-            return tuple(ast.literal_eval(node.value))
-    raise AssertionError("core/settings.py no longer defines TASK_QUEUES")
-
-
-QUEUES = _task_queues()
+QUEUES = TASK_QUEUES  # the contract's queues: one worker Deployment, ScaledObject and metrics port each
 
 
 def _defined_metrics() -> dict[str, str]:

@@ -27,9 +27,9 @@ import psutil
 import pytest
 
 from core.services import EmbeddedPostgres, EmbeddedRedis, ManagedProcess, TemporalDevServer, port_open
-from core.settings import TASK_QUEUES
 from core.testing.fake_llm import FakeLLMServer
 from tests.harness import StackProcess
+from workflows.contract import TASK_QUEUES
 
 N_EVENTS = int(os.environ.get("SAFETY_FAULT_EVENTS", "1000"))
 CLEAN_RATIO = 0.9

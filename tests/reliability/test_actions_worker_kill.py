@@ -36,9 +36,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from activities import names
 from core.services import free_port
-from core.settings import TASK_QUEUES, Settings
+from core.settings import Settings
 from core.testing.fake_platforms import FakeDiscord
 from domain.models import (
     ActionType,
@@ -53,6 +52,8 @@ from domain.models import (
 from tests.conftest import WORKFLOW_TEST_NAMESPACE
 from tests.harness import REPO
 from tests.workflows.test_moderate_workflow import Fakes, _verdict
+from workflows import contract
+from workflows.contract import ACTIONS_QUEUE, MODERATION_QUEUE, TASK_QUEUES, event_workflow_id
 from workflows.moderate import ACT_TIMEOUT, ModerateEventWorkflow
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -74,7 +75,7 @@ class ActionsWorkerProcess:
             "SAFETY_TEMPORAL__NAMESPACE": WORKFLOW_TEST_NAMESPACE,
             "SAFETY_DATABASE__URL": settings.database_url, "SAFETY_REDIS__URL": settings.redis_url,
             # Only the actions queue's port (base + its index) is bound; the SDK metrics are off.
-            "SAFETY_WORKER__METRICS_BASE_PORT": str(metrics_port - TASK_QUEUES.index("actions")),
+            "SAFETY_WORKER__METRICS_BASE_PORT": str(metrics_port - TASK_QUEUES.index(ACTIONS_QUEUE)),
             "SAFETY_WORKER__SDK_METRICS_BASE_PORT": "0",
             "SAFETY_CONNECTOR__DISCORD_API_BASE": discord.base_url,
             "SAFETY_CONNECTOR__DISCORD_BOT_TOKEN": discord.token,
@@ -90,7 +91,7 @@ class ActionsWorkerProcess:
         """Start a worker and wait until it polls the actions queue."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "workers.run", "actions"], env=self.env, cwd=REPO,
+            proc = subprocess.Popen([sys.executable, "-m", "workers.run", ACTIONS_QUEUE], env=self.env, cwd=REPO,
                                     stdout=log, stderr=subprocess.STDOUT)
         self.started.append(proc)
         deadline = time.monotonic() + WORKER_START_S
@@ -143,8 +144,8 @@ async def workflow_side(wf_client: Client) -> AsyncIterator[Fakes]:
     fakes.reason = lambda _: _verdict(category=HarmCategory.THREAT, severity=Severity.CRITICAL,
                                       policy_clause="H3", recommended_action=ActionType.BAN)
     fakes.rung = [PlannedAction(action=ActionType.BAN)]
-    workers = [Worker(wf_client, task_queue=q, workflows=[ModerateEventWorkflow] if q == "moderation" else [],
-                      activities=fakes.activities()) for q in TASK_QUEUES if q != "actions"]
+    workers = [Worker(wf_client, task_queue=q, workflows=[ModerateEventWorkflow] if q == MODERATION_QUEUE else [],
+                      activities=fakes.activities()) for q in TASK_QUEUES if q != ACTIONS_QUEUE]
     for w in workers:
         await w.__aenter__()
     try:
@@ -173,7 +174,7 @@ async def test_killing_the_actions_worker_mid_ban_never_bans_twice(
     handle = await wf_client.start_workflow(
         ModerateEventWorkflow.run,
         ModerateEventInput(event=ev, policy=PolicyConfig(reasoning_deadline_s=5, reasoning_attempt_timeout_s=2)),
-        id=f"event-{ev.event_id}", task_queue="moderation")
+        id=event_workflow_id(ev.event_id), task_queue=MODERATION_QUEUE)
 
     await _until(lambda: user in discord.bans, "the first worker's ban reaching Discord")
     actions_worker.kill()
@@ -202,7 +203,7 @@ async def _act_attempts(handle: WorkflowHandle[Any, Any]) -> list[int]:
     history = await handle.fetch_history()
     scheduled = {e.event_id for e in history.events
                  if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-                 and e.activity_task_scheduled_event_attributes.activity_type.name == names.EXECUTE_ACTIONS}
+                 and e.activity_task_scheduled_event_attributes.activity_type.name == contract.EXECUTE_ACTIONS}
     return [e.activity_task_started_event_attributes.attempt for e in history.events
             if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
             and e.activity_task_started_event_attributes.scheduled_event_id in scheduled]

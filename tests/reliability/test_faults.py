@@ -18,7 +18,6 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from core.settings import TASK_QUEUES
 from core.testing.fake_llm import FakeLLMServer
 from tests.reliability.conftest import (
     N_EVENTS,
@@ -31,6 +30,7 @@ from tests.reliability.conftest import (
     summarize,
     wait_recorded,
 )
+from workflows.contract import TASK_QUEUES
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 

@@ -14,19 +14,18 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.appeals import (
-    RECORD_APPEAL_OUTCOME,
-    REMOVE_USER_STRIKE,
-    REVERT_ACTIONS,
-    AppealActivities,
-    AppealOutcomeRecord,
-    AppealOutcomeResult,
-    RemoveStrikeResult,
-    RemoveUserStrikeInput,
-    RevertActionsInput,
-)
+from activities.appeals import AppealActivities
 from core import reporting
 from core.store import record_case
+from domain.actions import RevertInput
+from domain.appeals import (
+    AppealInput,
+    AppealOutcomeRecord,
+    AppealOutcomeResult,
+    AppealResult,
+    RemoveStrikeResult,
+    RemoveUserStrikeInput,
+)
 from domain.models import (
     ActionOutcome,
     ActionType,
@@ -38,8 +37,17 @@ from domain.models import (
     HarmCategory,
     ScreenResult,
 )
-from domain.sessions import REMOVE_STRIKE_UPDATE, RemoveStrikeInput
-from workflows.appeals import AppealInput, AppealResult, AppealWorkflow, appeal_workflow_id
+from domain.sessions import RemoveStrikeInput
+from workflows.appeals import AppealWorkflow
+from workflows.contract import (
+    RECORD_APPEAL_OUTCOME,
+    REMOVE_STRIKE_UPDATE,
+    REMOVE_USER_STRIKE,
+    REVERT_ACTIONS,
+    STATE_QUERY,
+    appeal_workflow_id,
+    user_session_id,
+)
 
 
 @workflow.defn(name="StandInUserSession")
@@ -61,7 +69,7 @@ class StandInUserSession:
         self.strikes.remove(inp.case_id)
         self.reasons.append(inp.reason)
 
-    @workflow.query(name="state")
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> dict[str, list[str]]:
         return {"strikes": self.strikes, "reasons": self.reasons}
 
@@ -74,7 +82,7 @@ class Harness:
     actions_queue: str
     session_queue: str
     calls: list[str] = field(default_factory=list)
-    reverted: list[RevertActionsInput] = field(default_factory=list)
+    reverted: list[RevertInput] = field(default_factory=list)
 
 
 @pytest_asyncio.fixture
@@ -85,7 +93,7 @@ async def harness(wf_client: Client, pool: asyncpg.Pool) -> AsyncIterator[Harnes
     real = AppealActivities(pool, wf_client)
 
     @activity.defn(name=REVERT_ACTIONS)
-    async def revert(inp: RevertActionsInput) -> ActResult:
+    async def revert(inp: RevertInput) -> ActResult:
         hx.calls.append("revert")
         hx.reverted.append(inp)
         return ActResult(outcomes=[ActionOutcome(action=ActionType.TIMEOUT, connector="log", status="reverted",
@@ -142,7 +150,7 @@ async def test_overturn_reverts_then_removes_the_strike_then_records(harness: Ha
     author = f"author-{uuid.uuid4().hex[:6]}"
     ev = await _actioned_case(hx.pool, author)
     session = await hx.client.start_workflow(StandInUserSession.run, [ev.event_id, "older-case"],
-                                             id=f"user-twitch-{author}", task_queue=hx.session_queue)
+                                             id=user_session_id("twitch", author), task_queue=hx.session_queue)
     before = await reporting.compute_stats(hx.pool, window="1h", sla_minutes=60)
 
     result, appeal_id = await _overturn(hx, ev)

@@ -19,7 +19,6 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
-from activities import names
 from domain.models import (
     ActInput,
     ActionOutcome,
@@ -43,18 +42,19 @@ from domain.models import (
     ScreenResult,
     Severity,
 )
-from domain.review import SUBMIT_REVIEW_UPDATE, ReviewDecision, ReviewEscalation, ReviewOutcome, ReviewRecord
-from domain.sessions import (
+from domain.review import ReviewDecision, ReviewEscalation, ReviewOutcome, ReviewRecord
+from domain.sessions import StrikeInput, StrikeResult, TargetIncidentInput, TargetState
+from workflows import contract
+from workflows.contract import (
     APPLY_STRIKE,
+    MODERATION_QUEUE,
     RECORD_TARGET_INCIDENT,
-    StrikeInput,
-    StrikeResult,
-    TargetIncidentInput,
-    TargetState,
+    SUBMIT_REVIEW_UPDATE,
+    event_workflow_id,
 )
 from workflows.moderate import ModerateEventWorkflow
 
-QUEUES = ("moderation", "screening", "context", "reasoning", "actions")
+QUEUES = contract.TASK_QUEUES
 
 
 class Fakes:
@@ -77,24 +77,24 @@ class Fakes:
     def activities(self) -> list[Any]:
         fakes = self
 
-        @activity.defn(name=names.SCREEN_EVENT)
+        @activity.defn(name=contract.SCREEN_EVENT)
         async def screen(inp: ScreenInput) -> ScreenResult:
             score = float(inp.content.split()[0].removeprefix("score="))
             return ScreenResult(risk_score=score, top_category=HarmCategory.TARGETED_INSULT,
                                 category_scores={"targeted_insult": score}, embedding=[0.1] * 4,
                                 model_version="fake")
 
-        @activity.defn(name=names.RETRIEVE_CONTEXT)
+        @activity.defn(name=contract.RETRIEVE_CONTEXT)
         async def context(inp: ContextInput) -> CaseContext:
             assert inp.embedding == [0.1] * 4, "the screening embedding must be passed on, not recomputed"
             return CaseContext(channel_cases_24h=3)
 
-        @activity.defn(name=names.REASON_ABOUT_CASE)
+        @activity.defn(name=contract.REASON_ABOUT_CASE)
         async def reason(inp: ReasonInput) -> ReasonResult:
             fakes.reason_calls += 1
             return fakes.reason(inp)
 
-        @activity.defn(name=names.EXECUTE_ACTIONS)
+        @activity.defn(name=contract.EXECUTE_ACTIONS)
         async def act(inp: ActInput) -> ActResult:
             if fakes.fail_actions:
                 raise ApplicationError("platform down", type="ConnectorConfigError", non_retryable=True)
@@ -110,7 +110,7 @@ class Fakes:
                                                      detail="daily cap of 1 automated bans reached")
                                        for a in inp.actions])
 
-        @activity.defn(name=names.RECORD_CASE)
+        @activity.defn(name=contract.RECORD_CASE)
         async def record(rec: CaseRecord) -> bool:
             fakes.records.append(rec)
             return True
@@ -127,12 +127,12 @@ class Fakes:
             return TargetState(platform=inp.platform, target_id=inp.target_id, brigading=fakes.brigading,
                                distinct_authors=20 if fakes.brigading else 1)
 
-        @activity.defn(name=names.RECORD_REVIEW)
+        @activity.defn(name=contract.RECORD_REVIEW)
         async def record_review(rec: ReviewRecord) -> bool:
             fakes.reviews.append(rec)
             return True
 
-        @activity.defn(name=names.ESCALATE_REVIEW)
+        @activity.defn(name=contract.ESCALATE_REVIEW)
         async def escalate(esc: ReviewEscalation) -> None:
             fakes.escalations.append(esc)
 
@@ -158,7 +158,7 @@ NOT_A_VIOLATION = ReviewDecision(reviewer="mod-1", violation=False, note="banter
 async def _run(client: Client, fakes: Fakes, content: str, policy: PolicyConfig | None = None,
                review: ReviewDecision = NOT_A_VIOLATION) -> tuple[CaseOutcome, Any]:
     """Run one case to its end; if it waits for a person, deliver ``review`` as the moderator would."""
-    workers = [Worker(client, task_queue=q, workflows=[ModerateEventWorkflow] if q == "moderation" else [],
+    workers = [Worker(client, task_queue=q, workflows=[ModerateEventWorkflow] if q == MODERATION_QUEUE else [],
                       activities=fakes.activities()) for q in QUEUES]
     ev = _event(content)
     inp = ModerateEventInput(event=ev, policy=policy or PolicyConfig(reasoning_deadline_s=5,
@@ -166,8 +166,8 @@ async def _run(client: Client, fakes: Fakes, content: str, policy: PolicyConfig 
     for w in workers:
         await w.__aenter__()
     try:
-        handle = await client.start_workflow(ModerateEventWorkflow.run, inp, id=f"event-{ev.event_id}",
-                                             task_queue="moderation")
+        handle = await client.start_workflow(ModerateEventWorkflow.run, inp, id=event_workflow_id(ev.event_id),
+                                             task_queue=MODERATION_QUEUE)
         result_task = asyncio.create_task(handle.result())
         while not result_task.done():
             if fakes.records and fakes.records[-1].decision.decision == Decision.REVIEW:
@@ -302,12 +302,12 @@ async def test_moderator_decision_executes_actions_and_answers_the_update(wf_cli
 
 async def test_review_is_refused_for_a_case_not_waiting(wf_client: Client) -> None:
     fakes = Fakes()
-    workers = [Worker(wf_client, task_queue=q, workflows=[ModerateEventWorkflow] if q == "moderation" else [],
+    workers = [Worker(wf_client, task_queue=q, workflows=[ModerateEventWorkflow] if q == MODERATION_QUEUE else [],
                       activities=fakes.activities()) for q in QUEUES]
     ev = _event("score=0.01 hi")
     async with workers[0], workers[1], workers[2], workers[3], workers[4]:
         handle = await wf_client.start_workflow(ModerateEventWorkflow.run, ModerateEventInput(event=ev),
-                                                id=f"event-{ev.event_id}", task_queue="moderation")
+                                                id=event_workflow_id(ev.event_id), task_queue=MODERATION_QUEUE)
         await handle.result()
         with pytest.raises(Exception) as err:
             await handle.execute_update(SUBMIT_REVIEW_UPDATE, NOT_A_VIOLATION, result_type=ReviewOutcome)
@@ -323,7 +323,7 @@ async def test_unreviewed_case_is_escalated_after_the_sla() -> None:
     async with env:
         assert "RiskScore" in await ensure_search_attributes(env.client)
         fakes = Fakes()
-        workers = [Worker(env.client, task_queue=q, workflows=[ModerateEventWorkflow] if q == "moderation" else [],
+        workers = [Worker(env.client, task_queue=q, workflows=[ModerateEventWorkflow] if q == MODERATION_QUEUE else [],
                           activities=fakes.activities()) for q in QUEUES]
         ev = _event("score=0.9 unclear")
         policy = PolicyConfig(review_sla_minutes=60, review_expiry_days=1, reasoning_deadline_s=5,
@@ -331,7 +331,7 @@ async def test_unreviewed_case_is_escalated_after_the_sla() -> None:
         async with workers[0], workers[1], workers[2], workers[3], workers[4]:
             handle = await env.client.start_workflow(ModerateEventWorkflow.run,
                                                      ModerateEventInput(event=ev, policy=policy),
-                                                     id=f"event-{ev.event_id}", task_queue="moderation")
+                                                     id=event_workflow_id(ev.event_id), task_queue=MODERATION_QUEUE)
             result = await handle.result()  # skips the hour of SLA and the day of expiry
     assert [e.case_id for e in fakes.escalations] == [ev.event_id]
     assert fakes.escalations[0].queue == "senior"

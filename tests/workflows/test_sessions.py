@@ -35,9 +35,9 @@ from domain.sessions import (
     TargetIncidentInput,
     TargetSessionInput,
     UserSessionInput,
-    target_session_id,
-    user_session_id,
 )
+from workflows import contract
+from workflows.contract import ACTIONS_QUEUE, MODERATION_QUEUE, target_session_id, user_session_id
 from workflows.sessions import TargetSessionWorkflow, UserSessionWorkflow
 
 PLATFORM = "discord"
@@ -52,7 +52,7 @@ class Fakes:
     def activities(self) -> list[object]:
         fakes = self
 
-        @activity.defn(name="revert_actions")
+        @activity.defn(name=contract.REVERT_ACTIONS)
         async def revert_actions(inp: RevertInput) -> ActResult:
             fakes.reverted.append((inp, activity.info().scheduled_time))
             return ActResult(outcomes=[ActionOutcome(action=ActionType.TIMEOUT, connector="fake", status="reverted",
@@ -65,8 +65,8 @@ class Fakes:
 async def _workers(client: Client, fakes: Fakes, *session_ids: str) -> AsyncIterator[None]:
     """Workers for the test's duration; on the way out (pass or fail) its sessions are terminated."""
     try:
-        async with Worker(client, task_queue="moderation", workflows=WORKFLOWS), \
-                Worker(client, task_queue="actions", activities=fakes.activities()):
+        async with Worker(client, task_queue=MODERATION_QUEUE, workflows=WORKFLOWS), \
+                Worker(client, task_queue=ACTIONS_QUEUE, activities=fakes.activities()):
             yield
     finally:
         for wid in session_ids:
@@ -196,7 +196,7 @@ async def test_continue_as_new_keeps_strikes_and_loses_no_concurrent_update(wf_c
         # Started with a tiny history limit; the pipeline's update-with-start then attaches to it.
         await wf_client.start_workflow(UserSessionWorkflow.run,
                                        UserSessionInput(platform=PLATFORM, author_id=author, max_history_events=25),
-                                       id=wid, task_queue="moderation")
+                                       id=wid, task_queue=MODERATION_QUEUE)
         sequential = [await sessions.apply_strike(_strike(author, f"s{i}")) for i in range(5)]
         assert [r.level for r in sequential] == [1, 2, 3, 4, 5]
         burst = await asyncio.gather(*(sessions.apply_strike(_strike(author, f"b{i}")) for i in range(30)))
@@ -223,7 +223,7 @@ async def test_twenty_distinct_authors_raise_brigading_and_nineteen_do_not(wf_cl
         # A tiny history limit, so the burst also crosses continue-as-new boundaries.
         await wf_client.start_workflow(TargetSessionWorkflow.run,
                                        TargetSessionInput(platform=PLATFORM, target_id=brigaded, max_history_events=20),
-                                       id=ids[0], task_queue="moderation")
+                                       id=ids[0], task_queue=MODERATION_QUEUE)
         answers = await asyncio.gather(*(sessions.record_target_incident(incident(brigaded, f"a{i}", f"{brigaded}-{i}"))
                                          for i in range(20)))
         assert sum(a.newly_raised for a in answers) == 1
@@ -261,7 +261,7 @@ async def test_a_temporary_timeout_is_lifted_by_its_timer(skipping: WorkflowEnvi
     async with _workers(client, fakes, user_session_id(PLATFORM, author)):
         handle = await client.start_workflow(UserSessionWorkflow.run,
                                              UserSessionInput(platform=PLATFORM, author_id=author),
-                                             id=user_session_id(PLATFORM, author), task_queue="moderation")
+                                             id=user_session_id(PLATFORM, author), task_queue=MODERATION_QUEUE)
         for i in range(1, 4):
             sent_at = await skipping.get_current_time()
             result = await handle.execute_update(UserSessionWorkflow.record_strike,
@@ -295,7 +295,7 @@ async def test_strikes_decay_after_the_window_and_the_idle_session_ends(skipping
     async with _workers(client, Fakes(), user_session_id(PLATFORM, author)):
         handle = await client.start_workflow(UserSessionWorkflow.run,
                                              UserSessionInput(platform=PLATFORM, author_id=author, config=config),
-                                             id=user_session_id(PLATFORM, author), task_queue="moderation")
+                                             id=user_session_id(PLATFORM, author), task_queue=MODERATION_QUEUE)
         for i in range(1, 3):
             result = await handle.execute_update(
                 UserSessionWorkflow.record_strike,
@@ -325,7 +325,7 @@ async def test_brigading_flag_clears_after_the_quiet_period(skipping: WorkflowEn
     async with _workers(client, Fakes(), target_session_id(PLATFORM, target)):
         handle = await client.start_workflow(TargetSessionWorkflow.run,
                                              TargetSessionInput(platform=PLATFORM, target_id=target, config=config),
-                                             id=target_session_id(PLATFORM, target), task_queue="moderation")
+                                             id=target_session_id(PLATFORM, target), task_queue=MODERATION_QUEUE)
         for i in range(3):
             answer = await handle.execute_update(
                 TargetSessionWorkflow.record_incident,
