@@ -18,11 +18,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from core.settings import DEFAULT_DYNAMIC_CONFIG, DEFAULT_SQLITE_PRAGMAS
 from workflows.contract import SEARCH_ATTRIBUTES
-
-# WAL journal, fsync at checkpoints only: see TemporalSettings.sqlite_pragmas.
-DEFAULT_SQLITE_PRAGMAS: tuple[str, ...] = ("journal_mode=wal", "synchronous=normal")
-DEFAULT_DYNAMIC_CONFIG: dict[str, int | float | bool | str] = {}
 
 
 class ServiceError(RuntimeError):

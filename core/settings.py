@@ -15,11 +15,14 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.services import DEFAULT_DYNAMIC_CONFIG, DEFAULT_SQLITE_PRAGMAS
 from domain.models import PolicyConfig, ScreeningThresholds
 from workflows.contract import TASK_QUEUES
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "screening"
+# The embedded Temporal dev server's defaults. WAL journal, fsync at checkpoints only: see
+# TemporalSettings.sqlite_pragmas.
+DEFAULT_SQLITE_PRAGMAS: tuple[str, ...] = ("journal_mode=wal", "synchronous=normal")
+DEFAULT_DYNAMIC_CONFIG: dict[str, int | float | bool | str] = {}
 
 
 class TemporalSettings(BaseModel):
