@@ -32,7 +32,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from core.connectors import (
+from activities.connectors import (
     ActionRequest,
     CannotCheck,
     Connector,

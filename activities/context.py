@@ -17,7 +17,7 @@ from temporalio import activity
 from core import store
 from core.metrics import EVENTS_PROCESSED_TOTAL, STAGE_DURATION_MS
 from domain.models import CaseContext, CaseRecord, ContextInput, Decision, SimilarCase
-from domain.review import ReviewEscalation, ReviewRecord
+from domain.reviews import ReviewEscalation, ReviewRecord
 from workflows import contract
 
 log = logging.getLogger(__name__)

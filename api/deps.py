@@ -14,10 +14,10 @@ from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
-from core import keys
-from core.keys import KeyInfo, Role
 from core.metrics import DEPENDENCY_DEGRADED_TOTAL
 from core.settings import Settings
+from core.storage import keys
+from core.storage.keys import KeyInfo, Role
 from domain.models import PolicyConfig
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from domain.models import CaseRecord, Decision, UserHistory
-from domain.review import ReviewEscalation, ReviewRecord
+from domain.reviews import ReviewEscalation, ReviewRecord
 
 _AUDIT_LOCK = 7_240_002
 GENESIS_HASH = "0" * 64

@@ -17,8 +17,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from core.db import create_pool, ensure_database, migrate
-from core.services import EmbeddedPostgres, EmbeddedRedis, TemporalDevServer, free_port
 from core.settings import DatabaseSettings, QdrantSettings, RedisSettings, Settings, TemporalSettings
+from ops.embedded import EmbeddedPostgres, EmbeddedRedis, TemporalDevServer, free_port
 
 WORKFLOW_TEST_NAMESPACE = "wftest"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from core.services import free_port, port_open
+from ops.embedded import free_port, port_open
 from workflows.contract import TASK_QUEUES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ class StackProcess:
         """Start and wait for this start's banner (the log is appended to across restarts)."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen([sys.executable, "-m", "core.cli.main", "up"], env=self.env, stdout=log,
+        self.proc = subprocess.Popen([sys.executable, "-m", "ops.cli.main", "up"], env=self.env, stdout=log,
                                      stderr=subprocess.STDOUT, cwd=REPO)
         log.close()
         deadline = time.monotonic() + timeout
@@ -88,7 +88,7 @@ class StackProcess:
                 cmd = p.cmdline()
             except psutil.Error:
                 continue
-            if "core.cli.main" in cmd and "worker" in cmd and (queue is None or queue in cmd):
+            if "ops.cli.main" in cmd and "worker" in cmd and (queue is None or queue in cmd):
                 out.append(p)
         return out
 

@@ -119,7 +119,7 @@ async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExit
         spec.activities = [ReasoningActivities(settings.llm, redis=_redis(settings)).reason_about_case]
     elif queue == contract.ACTIONS_QUEUE:
         from activities.actions import ActionActivities
-        from core.connectors import build_router
+        from activities.connectors import build_router
 
         router = build_router(settings.connector)
         stack.push_async_callback(router.aclose)

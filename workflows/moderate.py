@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
     from domain.policy import clean_decision, combine_actions, decide, is_clean, review_actions
-    from domain.review import ReviewDecision, ReviewEscalation, ReviewOutcome, ReviewRecord
+    from domain.reviews import ReviewDecision, ReviewEscalation, ReviewOutcome, ReviewRecord
     from domain.sessions import StrikeInput, StrikeResult, TargetIncidentInput, TargetState
     from workflows import contract
 

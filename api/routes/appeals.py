@@ -16,7 +16,7 @@ from api.deps import ServicesDep, require
 from api.routes.cases import ERRORS, Cursor, Limit, Moderator, appeal_public, cursor_error
 from api.schemas_reporting import AppealDecisionAccepted, AppealDecisionIn, AppealIn, AppealPublic, AppealsPage
 from core import reporting
-from core.keys import KeyInfo, Role
+from core.storage.keys import KeyInfo, Role
 from domain.appeals import AppealInput
 from domain.models import ChatEvent
 from workflows.contract import APPEAL_WORKFLOW, MODERATION_QUEUE, appeal_workflow_id

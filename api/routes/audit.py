@@ -10,7 +10,7 @@ from api.deps import ServicesDep, require
 from api.routes.cases import ERRORS, Cursor, Limit, cursor_error
 from api.schemas_reporting import AuditEntryPublic, AuditPage
 from core import reporting
-from core.keys import KeyInfo, Role
+from core.storage.keys import KeyInfo, Role
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 

@@ -20,8 +20,8 @@ from api.schemas_reporting import (
     ReviewPublic,
 )
 from core import reporting
-from core.keys import KeyInfo, Role
 from core.settings import Settings
+from core.storage.keys import KeyInfo, Role
 from domain.models import Decision, HarmCategory
 from workflows.contract import event_workflow_id
 

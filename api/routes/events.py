@@ -32,9 +32,9 @@ from api.schemas import (
     OutcomePublic,
 )
 from core import store
-from core.keys import KeyInfo, Role
 from core.metrics import DEPENDENCY_DEGRADED_TOTAL, INGEST_DURATION_MS, INGEST_REQUESTS_TOTAL
 from core.settings import Settings
+from core.storage.keys import KeyInfo, Role
 from domain.models import (
     CaseOutcome,
     CaseRecord,

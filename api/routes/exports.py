@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import ServicesDep, require
 from api.routes.cases import ERRORS, invalid
 from core import reporting
-from core.keys import KeyInfo, Role
+from core.storage.keys import KeyInfo, Role
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
 

@@ -16,7 +16,7 @@ from api.routes.cases import ERRORS, Cursor, Limit, Moderator, cursor_error
 from api.schemas_reporting import ClaimPublic, ReviewDecisionIn, ReviewItem, ReviewsPage
 from core import reporting
 from domain.models import HarmCategory
-from domain.review import ReviewDecision, ReviewOutcome
+from domain.reviews import ReviewDecision, ReviewOutcome
 from workflows.contract import SUBMIT_REVIEW_UPDATE, event_workflow_id
 
 log = logging.getLogger(__name__)

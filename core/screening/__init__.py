@@ -1,6 +1,6 @@
 """Risk screening: the shipped ONNX model (``ScreeningModel``) and its scores (``ScreenScores``).
 
-Training (``core.screening.train``) needs the ``train`` extra; the runtime needs only numpy,
+Training (``ops.training.screening_train``) needs the ``train`` extra; the runtime needs only numpy,
 onnxruntime and tokenizers.
 """
 

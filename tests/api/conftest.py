@@ -7,8 +7,8 @@ import httpx
 import pytest_asyncio
 
 from api.app import create_app
-from core.keys import Role, create_key
 from core.settings import Settings
+from core.storage.keys import Role, create_key
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -23,10 +23,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.actions import ActionActivities
-from core.connectors import ActionRequest, ConnectorRouter, DiscordConnector, LogConnector, TwitchConnector
-from core.testing.fake_platforms import FakeDiscord, FakeTwitch
+from activities.connectors import ActionRequest, ConnectorRouter, DiscordConnector, LogConnector, TwitchConnector
 from domain.actions import RevertInput
 from domain.models import ActInput, ActionType, ActResult, ChatEvent, PlannedAction
+from tests.doubles.fake_platforms import FakeDiscord, FakeTwitch
 
 CLAUSE = "H3: threat (critical)"
 

@@ -11,10 +11,10 @@ import pytest
 from qdrant_client import AsyncQdrantClient, models
 
 from core import store
-from core.backup import BackupError, backup, restore
 from core.db import ensure_database
 from core.settings import DatabaseSettings, Settings
 from domain.models import CaseRecord, ChatEvent, DecideResult, Decision, HarmCategory, ScreenResult
+from ops.backup import BackupError, backup, restore
 
 
 async def test_backup_then_restore_into_a_fresh_database_brings_cases_and_vectors_back(

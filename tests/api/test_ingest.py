@@ -8,7 +8,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from core.keys import Role
+from core.storage.keys import Role
 from workflows.contract import event_workflow_id
 
 

@@ -18,10 +18,10 @@ from api.app import create_app
 from api.routes.events import event_id_for
 from api.schemas import EventIn
 from core import store
-from core.bench.ingest import run_ingest, window_rates
-from core.keys import Role, create_key
 from core.settings import APISettings, Settings
+from core.storage.keys import Role, create_key
 from domain.models import ModerateEventInput
+from ops.bench.ingest import run_ingest, window_rates
 from workflows.contract import event_workflow_id
 
 URL = "/v1/events/ingest/batch"

@@ -18,7 +18,7 @@ from temporalio.client import Client
 
 from core.settings import LLMSettings, Settings
 from core.store import verify_audit
-from core.testing.fake_llm import FakeLLMServer
+from tests.doubles.fake_llm import FakeLLMServer
 from workers.registry import running_worker
 from workflows.contract import TASK_QUEUES
 

@@ -21,8 +21,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from typer.testing import CliRunner
 
-from core.keys import Role, create_key
 from core.settings import Settings, get_settings
+from core.storage.keys import Role, create_key
 from core.store import record_case
 from domain.models import (
     ActionOutcome,
@@ -38,7 +38,7 @@ from domain.models import (
     ScreenResult,
     Severity,
 )
-from domain.review import ReviewDecision, ReviewOutcome
+from domain.reviews import ReviewDecision, ReviewOutcome
 from workflows import contract
 from workflows.contract import MODERATION_QUEUE, SUBMIT_REVIEW_UPDATE, event_workflow_id, user_session_id
 
@@ -395,7 +395,7 @@ async def test_audit_listing_filters(api: httpx.AsyncClient, keys: dict[str, str
 
 async def test_audit_verify_detects_tampering(settings: Settings, pool: asyncpg.Pool,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.cli.main import app as cli
+    from ops.cli.main import app as cli
 
     await make_case(pool)
     monkeypatch.setenv("SAFETY_DATABASE__URL", settings.database_url)
@@ -457,7 +457,7 @@ async def test_statements_of_reasons_export(api: httpx.AsyncClient, keys: dict[s
 async def test_export_labels_prefers_the_appeal_label(api: httpx.AsyncClient, keys: dict[str, str],
                                                       pool: asyncpg.Pool) -> None:
     from core import reporting
-    from core.feedback import export_labels
+    from ops.training.feedback import export_labels
 
     cid = await make_case(pool, content=f"label me {uuid.uuid4().hex}")
     await reporting.write_label(pool, case_id=cid, harmful=True, source="review", category="targeted_insult")

@@ -17,8 +17,8 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from api.app import create_app
-from core.keys import Role, create_key, rotate_key
 from core.settings import Settings, get_settings
+from core.storage.keys import Role, create_key, rotate_key
 from core.store import record_case
 from domain.models import (
     ActionOutcome,
@@ -143,7 +143,7 @@ async def test_rotated_key_replaces_the_old_one(api: httpx.AsyncClient, pool: as
 
 async def test_cli_rotate_prints_only_the_new_key(settings: Settings, pool: asyncpg.Pool,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.cli.main import app as cli
+    from ops.cli.main import app as cli
 
     name = f"rot-cli-{uuid.uuid4().hex[:8]}"
     old = await create_key(pool, name=name, role=Role.INGEST)

@@ -30,7 +30,6 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from core.services import TemporalDevServer, free_port
 from domain.models import (
     ActionOutcome,
     CaseOutcome,
@@ -40,6 +39,7 @@ from domain.models import (
     ScreenInput,
     ScreenResult,
 )
+from ops.embedded import TemporalDevServer, free_port
 from workflows import contract
 from workflows.contract import MODERATE_EVENT_WORKFLOW, NAIVE_QUEUE, NOOP_ACTIVITY
 from workflows.moderate import ModerateEventWorkflow, search_attributes_for_start

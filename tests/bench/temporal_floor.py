@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
-from core.services import TemporalDevServer, free_port
+from ops.embedded import TemporalDevServer, free_port
 
 RISK = SearchAttributeKey.for_float("RiskScore")
 DECISION = SearchAttributeKey.for_keyword("Decision")

@@ -20,8 +20,8 @@ import httpx
 import psutil
 import pytest
 
-from core.services import find_binary
-from core.testing.fake_llm import FakeLLMServer
+from ops.embedded import find_binary
+from tests.doubles.fake_llm import FakeLLMServer
 from tests.harness import StackProcess
 
 pytestmark = pytest.mark.e2e
@@ -110,7 +110,7 @@ async def test_metrics_are_exported_by_the_api_and_every_worker(stack: Stack) ->
 async def test_bench_e2e_measures_the_running_stack(stack: Stack) -> None:
     """`safety bench e2e` against a real stack: every event accounted for, both paths timed, the
     Temporal server's CPU found and measured, and the naive chain run on the same server."""
-    from core.bench.e2e import run_e2e
+    from ops.bench.e2e import run_e2e
 
     report = await run_e2e(stack.base_url, stack.key, rate=5, duration_s=4, compare_duration_s=2, drain_s=60,
                            temporal_address=f"127.0.0.1:{stack.ports['temporal']}")

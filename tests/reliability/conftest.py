@@ -26,8 +26,8 @@ import httpx
 import psutil
 import pytest
 
-from core.services import EmbeddedPostgres, EmbeddedRedis, ManagedProcess, TemporalDevServer, port_open
-from core.testing.fake_llm import FakeLLMServer
+from ops.embedded import EmbeddedPostgres, EmbeddedRedis, ManagedProcess, TemporalDevServer, port_open
+from tests.doubles.fake_llm import FakeLLMServer
 from tests.harness import StackProcess
 from workflows.contract import TASK_QUEUES
 

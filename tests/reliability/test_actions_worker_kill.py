@@ -36,9 +36,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from core.services import free_port
 from core.settings import Settings
-from core.testing.fake_platforms import FakeDiscord
 from domain.models import (
     ActionType,
     CaseOutcome,
@@ -49,7 +47,9 @@ from domain.models import (
     PolicyConfig,
     Severity,
 )
+from ops.embedded import free_port
 from tests.conftest import WORKFLOW_TEST_NAMESPACE
+from tests.doubles.fake_platforms import FakeDiscord
 from tests.harness import REPO
 from tests.workflows.test_moderate_workflow import Fakes, _verdict
 from workflows import contract

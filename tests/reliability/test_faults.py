@@ -18,7 +18,7 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from core.testing.fake_llm import FakeLLMServer
+from tests.doubles.fake_llm import FakeLLMServer
 from tests.reliability.conftest import (
     N_EVENTS,
     REASONING_DEADLINE_S,

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from core.bench.e2e import (
+from ops.bench.e2e import (
     PhaseResult,
     Sent,
     arrival_schedule,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.bench.reasoning import run_reasoning_bench
+from ops.bench.reasoning import run_reasoning_bench
 
 
 async def test_reasoning_bench_reports_percentiles_and_outcomes() -> None:

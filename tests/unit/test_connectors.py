@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from core.connectors import (
+from activities.connectors import (
     ActionRequest,
     CannotCheck,
     ConnectorConfigError,
@@ -27,10 +27,10 @@ from core.connectors import (
     build_connector,
     build_router,
 )
-from core.services import free_port
 from core.settings import ConnectorSettings
-from core.testing.fake_platforms import FakeDiscord, FakeTwitch
 from domain.models import ActionType, ChatEvent, PlannedAction
+from ops.embedded import free_port
+from tests.doubles.fake_platforms import FakeDiscord, FakeTwitch
 
 CLAUSE = "H1: targeted_insult (medium)"
 

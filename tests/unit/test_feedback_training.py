@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from core.screening.train import load_corpus
+from ops.training.screening_train import load_corpus
 
 HEADERS = {
     "davidson.csv": ["text", "label", "fine_label"],

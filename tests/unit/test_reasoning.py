@@ -29,7 +29,6 @@ from activities.reasoning import (
 )
 from core.policies import load_policy
 from core.settings import LLMSettings
-from core.testing.fake_llm import FakeLLMServer
 from domain.models import (
     CaseContext,
     ChatEvent,
@@ -42,6 +41,7 @@ from domain.models import (
     UserHistory,
 )
 from domain.prompts import CHAT_END, CHAT_START
+from tests.doubles.fake_llm import FakeLLMServer
 
 TODAY = datetime(2026, 11, 29, 15, 0, tzinfo=UTC)
 AUTHOR_ID = "author-7f3a9c"

@@ -103,7 +103,7 @@ def test_missing_model_dir_says_what_to_do(tmp_path: object) -> None:
 
 
 def test_numpy_metrics_match_known_values() -> None:
-    from core.screening.evaluate import average_precision, binary_metrics, roc_auc
+    from ops.training.screening_eval import average_precision, binary_metrics, roc_auc
 
     y = [0, 0, 1, 1]
     s = [0.1, 0.4, 0.35, 0.8]

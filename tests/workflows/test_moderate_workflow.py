@@ -42,7 +42,7 @@ from domain.models import (
     ScreenResult,
     Severity,
 )
-from domain.review import ReviewDecision, ReviewEscalation, ReviewOutcome, ReviewRecord
+from domain.reviews import ReviewDecision, ReviewEscalation, ReviewOutcome, ReviewRecord
 from domain.sessions import StrikeInput, StrikeResult, TargetIncidentInput, TargetState
 from workflows import contract
 from workflows.contract import (
@@ -317,7 +317,7 @@ async def test_review_is_refused_for_a_case_not_waiting(wf_client: Client) -> No
 async def test_unreviewed_case_is_escalated_after_the_sla() -> None:
     """Time-skipping server: the SLA timer fires without waiting an hour of wall-clock time."""
     from core.temporal import ensure_search_attributes
-    from core.testing.temporal import start_time_skipping
+    from tests.doubles.temporal import start_time_skipping
 
     env = await start_time_skipping()
     async with env:

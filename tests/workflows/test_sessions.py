@@ -25,7 +25,6 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from activities.sessions import SessionActivities
-from core.testing.temporal import start_time_skipping
 from domain.escalation import BrigadingConfig, EscalationConfig
 from domain.models import ActionOutcome, ActionType, ActResult, ChatEvent, HarmCategory, Severity
 from domain.sessions import (
@@ -36,6 +35,7 @@ from domain.sessions import (
     TargetSessionInput,
     UserSessionInput,
 )
+from tests.doubles.temporal import start_time_skipping
 from workflows import contract
 from workflows.contract import ACTIONS_QUEUE, MODERATION_QUEUE, target_session_id, user_session_id
 from workflows.sessions import TargetSessionWorkflow, UserSessionWorkflow

@@ -7,7 +7,7 @@ from datetime import timedelta
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from core.services import find_binary
+from ops.embedded import find_binary
 
 # The SDK waits 5 s by default. On a 2-core CI machine busy with other tests the native test server
 # sometimes needs longer to open its port (seen once in CI: "did not start within 5s").

@@ -40,7 +40,7 @@ from typing import Any
 
 import httpx
 
-from core.connectors.base import (
+from activities.connectors.base import (
     REVERSIBLE_ACTIONS,
     ActionRequest,
     ConnectorConfigError,

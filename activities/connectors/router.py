@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from core.connectors.base import ActionRequest, Connector, ConnectorConfigError, JSONDict
-from core.connectors.discord import DiscordConnector
-from core.connectors.log import LogConnector
-from core.connectors.twitch import TwitchConnector
-from core.connectors.webhook import WebhookConnector
+from activities.connectors.base import ActionRequest, Connector, ConnectorConfigError, JSONDict
+from activities.connectors.discord import DiscordConnector
+from activities.connectors.log import LogConnector
+from activities.connectors.twitch import TwitchConnector
+from activities.connectors.webhook import WebhookConnector
 from core.settings import ConnectorSettings
 
 

@@ -36,15 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.screening.evaluate import (
+from core.screening.lexicon import DEFAULT_LEXICON, LEXICON_FEATURES, Lexicon
+from core.screening.model import CATEGORIES, MAX_TOKENS, NgramConfig, char_ngrams, prepare_text
+from ops.training.screening_eval import (
     average_precision,
     binary_metrics,
     roc_auc,
     threshold_for_precision,
     threshold_for_recall,
 )
-from core.screening.lexicon import DEFAULT_LEXICON, LEXICON_FEATURES, Lexicon
-from core.screening.model import CATEGORIES, MAX_TOKENS, NgramConfig, char_ngrams, prepare_text
 
 if TYPE_CHECKING:
     import torch

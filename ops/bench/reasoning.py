@@ -79,11 +79,11 @@ async def run_reasoning_bench(*, cases: int, concurrency: int, latency_s: float,
     from temporalio.worker import Worker
 
     from activities.reasoning import ReasoningActivities
-    from core.replay import percentile
-    from core.services import TemporalDevServer, free_port
     from core.settings import LLMSettings
-    from core.testing.fake_llm import FakeLLMServer
     from domain.models import ChatEvent, ModerateEventInput, PolicyConfig
+    from ops.embedded import TemporalDevServer, free_port
+    from ops.replay import percentile
+    from tests.doubles.fake_llm import FakeLLMServer
     from workflows import contract
     from workflows.moderate import ModerateEventWorkflow
 

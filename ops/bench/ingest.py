@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from core.bench.e2e import (
+from ops.bench.e2e import (
     CALIBRATION_CLEAN,
     CLEAN_MESSAGES,
     ApiKeyOption,

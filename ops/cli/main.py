@@ -34,7 +34,7 @@ def up() -> None:
     on :8001 and one worker per task queue. Embedded servers start only where no external one is configured
     (SAFETY_TEMPORAL__ADDRESS, SAFETY_DATABASE__URL, SAFETY_REDIS__URL, SAFETY_QDRANT__URL). Ctrl-C stops all;
     data stays in SAFETY_DATA_DIR (default .data/)."""
-    from core.stack import run_up
+    from ops.stack import run_up
 
     _setup_logging()
     run_up(get_settings())
@@ -96,7 +96,7 @@ def keys_create(
         help="ingest (post events), moderator (read and decide), admin (all).")] = "ingest",
 ) -> None:
     """Create a key and print it alone on stdout (it is shown once; only its hash is stored)."""
-    from core.keys import Role, create_key
+    from core.storage.keys import Role, create_key
 
     try:
         r = Role(role)
@@ -111,7 +111,7 @@ def keys_list() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from core.keys import list_keys
+    from core.storage.keys import list_keys
 
     rows = asyncio.run(_with_pool(list_keys))
     table = Table("id", "name", "role", "prefix", "created", "revoked")
@@ -124,7 +124,7 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Option(help="Revoke every active key with this name.")]) -> None:
     """Revoke keys by name; requests with them get 401 within a minute (the API caches verified keys)."""
-    from core.keys import revoke_key
+    from core.storage.keys import revoke_key
 
     n = asyncio.run(_with_pool(lambda pool: revoke_key(pool, name=name)))
     typer.echo(f"revoked {n} key(s)")
@@ -134,7 +134,7 @@ def keys_revoke(name: Annotated[str, typer.Option(help="Revoke every active key 
 def keys_rotate(name: Annotated[str, typer.Option(help="The name of the key to replace.")]) -> None:
     """Replace the active key with this name by a new one of the same role and print it alone on stdout;
     the old key is revoked at once (API processes that verified it keep accepting it for up to a minute)."""
-    from core.keys import KeyNotFoundError, rotate_key
+    from core.storage.keys import KeyNotFoundError, rotate_key
 
     try:
         typer.echo(asyncio.run(_with_pool(lambda pool: rotate_key(pool, name=name))))
@@ -154,7 +154,7 @@ def replay(
 ) -> None:
     """Push events through the ingest API with a progress bar, wait for every outcome, and print counts per
     decision and ingest-to-outcome latency p50/p95/p99."""
-    from core.replay import run_replay
+    from ops.replay import run_replay
 
     s = get_settings()
     base = url or f"http://{s.api.host}:{s.api.port}"
@@ -167,7 +167,7 @@ def replay(
 def backup_cmd(out: Annotated[Path, typer.Option(help="A new folder to write the backup into.")]) -> None:
     """Back up PostgreSQL (pg_dump) and the Qdrant similar-case collection (a server snapshot, or a copy of
     the local-mode folder) into a new folder with a manifest of sha256 sums."""
-    from core.backup import BackupError, backup
+    from ops.backup import BackupError, backup
 
     try:
         manifest = backup(get_settings(), out)
@@ -187,7 +187,7 @@ def restore_cmd(
 ) -> None:
     """Restore a backup: checks the manifest's sha256 sums, replaces the database objects (pg_restore
     --clean) and the Qdrant collection. Stop the API and workers first."""
-    from core.backup import BackupError, restore
+    from ops.backup import BackupError, restore
 
     if not yes:
         raise typer.BadParameter("restoring replaces the current data; run again with --yes", param_hint="--yes")
@@ -215,9 +215,9 @@ def _dev_key() -> str:
 def _mount_subcommands() -> None:
     """Sub-apps: the model (train/eval/score), the audit chain, and benchmarks. Their heavy imports
     (onnxruntime, torch for training) happen inside their commands, so `safety --help` stays fast."""
-    from core.cli import audit as audit_cli
-    from core.cli import bench as bench_cli
-    from core.cli import model as model_cli
+    from ops.cli import audit as audit_cli
+    from ops.cli import bench as bench_cli
+    from ops.cli import model as model_cli
 
     app.add_typer(model_cli.app, name="model", help="Train, evaluate and run the screening model.")
     app.add_typer(audit_cli.app, name="audit", help="Check the hash-chained audit log.")

@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 import httpx
 
-from core.connectors.base import (
+from activities.connectors.base import (
     REVERSIBLE_ACTIONS,
     ActionRequest,
     CannotCheck,

@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from core.services import (
+from core.settings import Settings
+from ops.embedded import (
     EmbeddedPostgres,
     EmbeddedRedis,
     ManagedProcess,
@@ -24,7 +25,6 @@ from core.services import (
     TemporalDevServer,
     port_open,
 )
-from core.settings import Settings
 from workflows.contract import TASK_QUEUES
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class ChildProcess(ManagedProcess):
         self.restarts = 0
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "core.cli.main", *self.args]
+        return [sys.executable, "-m", "ops.cli.main", *self.args]
 
     def popen_kwargs(self) -> dict[str, object]:
         return {"env": self.env, "cwd": str(Path.cwd())}
@@ -88,8 +88,8 @@ class Stack:
 
         Returns the development key (stored in ``<data_dir>/dev-api-key``, mode 0600) in development.
         """
-        from core import keys
         from core.db import create_pool, ensure_database, migrate
+        from core.storage import keys
 
         url = self.settings.database_url
         await ensure_database(url)

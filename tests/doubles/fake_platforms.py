@@ -39,7 +39,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.testing.http_server import BackgroundHTTPServer
+from tests.doubles.http_server import BackgroundHTTPServer
 
 __all__ = ["FakeDiscord", "FakePlatformConfig", "FakeTwitch", "RecordedCall"]
 

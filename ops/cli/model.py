@@ -44,8 +44,8 @@ def export_feedback_cmd(
     import csv
 
     from core.db import create_pool
-    from core.feedback import export_labels
     from core.settings import get_settings
+    from ops.training.feedback import export_labels
 
     async def fetch() -> list[dict[str, object]]:
         pool = await create_pool(get_settings().database_url, max_size=2)
@@ -117,7 +117,7 @@ def train_cmd(
     (three extra hold-one-dataset-out fine-tunes), about 20 without.
     """
     from core.screening.model import DEFAULT_MODEL_DIR
-    from core.screening.train import train
+    from ops.training.screening_train import train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     target = out or DEFAULT_MODEL_DIR
@@ -147,8 +147,8 @@ def eval_cmd(
 
     Prints ROC-AUC, PR-AUC, and precision, recall and F1 at the shipped review and act thresholds.
     """
-    from core.screening.evaluate import binary_metrics, read_labeled_csv
     from core.screening.model import ScreeningModel
+    from ops.training.screening_eval import binary_metrics, read_labeled_csv
 
     try:
         texts, labels, _ = read_labeled_csv(csv_path, text_column=text_column, label_column=label_column)
@@ -195,8 +195,8 @@ def score_cmd(
     Writes the input rows plus a `score` column (overall harm probability, 0..1) and, with
     --categories, one `score_<category>` column per category.
     """
-    from core.screening.evaluate import read_labeled_csv
     from core.screening.model import ScreeningModel
+    from ops.training.screening_eval import read_labeled_csv
 
     try:
         texts, _, rows = read_labeled_csv(csv_path, text_column=text_column, label_column=None)

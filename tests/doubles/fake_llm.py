@@ -22,7 +22,7 @@ What it does:
   without ``additionalProperties: false`` or with properties missing from ``required``) get a 400,
   as they would from OpenAI.
 
-Run standalone: ``python -m core.testing.fake_llm --port 8090`` (then ``SAFETY_LLM__BASE_URL=
+Run standalone: ``python -m tests.doubles.fake_llm --port 8090`` (then ``SAFETY_LLM__BASE_URL=
 http://127.0.0.1:8090/v1``).
 """
 
@@ -45,8 +45,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.testing.http_server import BackgroundHTTPServer
 from domain.prompts import CHAT_END, CHAT_START
+from tests.doubles.http_server import BackgroundHTTPServer
 
 __all__ = ["CLEAN_VERDICT", "DEFAULT_RULES", "FakeLLMConfig", "FakeLLMServer", "VerdictRule", "create_app"]
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from core.connectors.base import REVERSIBLE_ACTIONS, ActionRequest, JSONDict, describe, describe_revert, not_reversible
+from activities.connectors.base import (
+    REVERSIBLE_ACTIONS,
+    ActionRequest,
+    JSONDict,
+    describe,
+    describe_revert,
+    not_reversible,
+)
 
 
 class LogConnector:

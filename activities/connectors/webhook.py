@@ -18,7 +18,7 @@ import time
 
 import httpx
 
-from core.connectors.base import (
+from activities.connectors.base import (
     REVERSIBLE_ACTIONS,
     ActionRequest,
     ConnectorConfigError,

@@ -133,9 +133,9 @@ def screening(
 
 
 def _mount() -> None:
-    from core.bench.e2e import e2e
-    from core.bench.ingest import ingest
-    from core.bench.reasoning import reasoning
+    from ops.bench.e2e import e2e
+    from ops.bench.ingest import ingest
+    from ops.bench.reasoning import reasoning
 
     app.command("reasoning")(reasoning)
     app.command("e2e")(e2e)

@@ -7,7 +7,7 @@ go to the Discord API, Twitch events to Helix (each when configured), everything
 reading the platform back (``check``) before it repeats a call that may already have landed.
 """
 
-from core.connectors.base import (
+from activities.connectors.base import (
     REVERSIBLE_ACTIONS,
     ActionRequest,
     CannotCheck,
@@ -15,11 +15,11 @@ from core.connectors.base import (
     ConnectorConfigError,
     ConnectorError,
 )
-from core.connectors.discord import DiscordConnector
-from core.connectors.log import LogConnector
-from core.connectors.router import ConnectorRouter, build_connector, build_router
-from core.connectors.twitch import TwitchConnector
-from core.connectors.webhook import WebhookConnector
+from activities.connectors.discord import DiscordConnector
+from activities.connectors.log import LogConnector
+from activities.connectors.router import ConnectorRouter, build_connector, build_router
+from activities.connectors.twitch import TwitchConnector
+from activities.connectors.webhook import WebhookConnector
 
 __all__ = [
     "REVERSIBLE_ACTIONS",
