@@ -22,6 +22,25 @@ def _queues() -> tuple[str, ...]:
     return (contract.MODERATION_QUEUE, contract.CONTEXT_QUEUE, contract.REASONING_QUEUE, contract.ACTIONS_QUEUE)
 
 
+def _fake_llm_server() -> Any:
+    """The OpenAI-compatible test double (``tests/doubles/fake_llm.py``), which this bench drives at a set
+    latency and error rate. It is a test double, so it is not installed with the package: the bench runs
+    from a source checkout, where it is found beside the code."""
+    try:
+        from tests.doubles.fake_llm import FakeLLMServer
+    except ModuleNotFoundError:
+        import sys
+        from pathlib import Path
+
+        checkout = Path(__file__).resolve().parents[2]
+        if not (checkout / "tests" / "doubles" / "fake_llm.py").is_file():
+            raise typer.BadParameter("safety bench reasoning runs the fake LLM of the test suite "
+                                     "(tests/doubles/fake_llm.py): run it from a source checkout") from None
+        sys.path.insert(0, str(checkout))
+        from tests.doubles.fake_llm import FakeLLMServer
+    return FakeLLMServer
+
+
 def _stand_ins(records: list[Any]) -> list[Any]:
     from temporalio import activity
 
@@ -83,7 +102,7 @@ async def run_reasoning_bench(*, cases: int, concurrency: int, latency_s: float,
     from domain.models import ChatEvent, ModerateEventInput, PolicyConfig
     from ops.embedded import TemporalDevServer, free_port
     from ops.replay import percentile
-    from tests.doubles.fake_llm import FakeLLMServer
+    FakeLLMServer = _fake_llm_server()
     from workflows import contract
     from workflows.moderate import ModerateEventWorkflow
 
