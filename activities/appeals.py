@@ -11,7 +11,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from core import reporting
+from core.storage import appeals
 from domain.appeals import (
     AppealOutcomeRecord,
     AppealOutcomeResult,
@@ -51,7 +51,7 @@ class AppealActivities:
         note = inp.note
         if inp.details:
             note = (note + "\n" if note else "") + "; ".join(inp.details)
-        row = await reporting.record_appeal_decision(self.pool, appeal_id=inp.appeal_id, outcome=inp.outcome,
+        row = await appeals.record_appeal_decision(self.pool, appeal_id=inp.appeal_id, outcome=inp.outcome,
                                                      decided_by=inp.decided_by, note=note[:2000])
         if row is None:
             from temporalio.exceptions import ApplicationError

@@ -14,8 +14,8 @@ import asyncpg
 from qdrant_client import AsyncQdrantClient, models
 from temporalio import activity
 
-from core import store
 from core.metrics import EVENTS_PROCESSED_TOTAL, STAGE_DURATION_MS
+from core.storage import cases, reviews
 from domain.models import CaseContext, CaseRecord, ContextInput, Decision, SimilarCase
 from domain.reviews import ReviewEscalation, ReviewRecord
 from workflows import contract
@@ -77,9 +77,9 @@ class ContextActivities:
                    if self.index else asyncio.sleep(0, result=[]))
         found, author, target, channel = await asyncio.gather(
             similar,
-            store.author_history(self.pool, ev.platform, ev.author_id),
-            store.target_history(self.pool, ev.platform, ev.target_id),
-            store.channel_cases_24h(self.pool, ev.platform, ev.channel_id),
+            cases.author_history(self.pool, ev.platform, ev.author_id),
+            cases.target_history(self.pool, ev.platform, ev.target_id),
+            cases.channel_cases_24h(self.pool, ev.platform, ev.channel_id),
         )
         STAGE_DURATION_MS.labels("context").observe((time.perf_counter() - started) * 1000)
         return CaseContext(similar_cases=found, author=author, target=target, channel_cases_24h=channel)
@@ -93,7 +93,7 @@ class RecordActivities:
 
     @activity.defn(name=contract.RECORD_CASE)
     async def record_case(self, rec: CaseRecord) -> bool:
-        inserted = await store.record_case(self.pool, rec)
+        inserted = await cases.record_case(self.pool, rec)
         if inserted:
             EVENTS_PROCESSED_TOTAL.labels(rec.event.platform, rec.path, rec.decision.decision.value).inc()
         if self.index and rec.decision.decision == Decision.ACTION and rec.screen.embedding:
@@ -102,8 +102,8 @@ class RecordActivities:
 
     @activity.defn(name=contract.RECORD_REVIEW)
     async def record_review(self, rec: ReviewRecord) -> bool:
-        return await store.record_review(self.pool, rec)
+        return await reviews.record_review(self.pool, rec)
 
     @activity.defn(name=contract.ESCALATE_REVIEW)
     async def escalate_review(self, esc: ReviewEscalation) -> None:
-        await store.escalate_review(self.pool, esc)
+        await reviews.escalate_review(self.pool, esc)

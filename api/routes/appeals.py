@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 from api.deps import ServicesDep, require
 from api.routes.cases import ERRORS, Cursor, Limit, Moderator, appeal_public, cursor_error
 from api.schemas_reporting import AppealDecisionAccepted, AppealDecisionIn, AppealIn, AppealPublic, AppealsPage
-from core import reporting
+from core.storage import appeals, cases, common
 from core.storage.keys import KeyInfo, Role
 from domain.appeals import AppealInput
 from domain.models import ChatEvent
@@ -32,11 +32,11 @@ Filer = Annotated[KeyInfo, Depends(require(Role.INGEST, Role.MODERATOR))]
                          "404 unknown case, 409 an appeal is already open, 422 the case was not actioned.")
 async def file_appeal(body: AppealIn, services: ServicesDep, key: Filer) -> AppealPublic:
     try:
-        row = await reporting.file_appeal(services.pool, case_id=body.case_id, reason=body.reason,
+        row = await appeals.file_appeal(services.pool, case_id=body.case_id, reason=body.reason,
                                           filed_by=f"{key.role.value}:{key.name}")
-    except reporting.Conflict as err:
+    except common.Conflict as err:
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
-    except reporting.NotActionable as err:
+    except common.NotActionable as err:
         raise HTTPException(422, str(err)) from err
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case with id {body.case_id}")
@@ -51,16 +51,16 @@ async def list_appeals(services: ServicesDep, _key: Moderator,
                        case_id: Annotated[str | None, Query(max_length=128)] = None,
                        limit: Limit = 50, cursor: Cursor = None) -> AppealsPage:
     try:
-        rows, nxt = await reporting.list_appeals(services.pool, status=status_, case_id=case_id, limit=limit,
+        rows, nxt = await appeals.list_appeals(services.pool, status=status_, case_id=case_id, limit=limit,
                                                  cursor=cursor)
-    except reporting.CursorError as err:
+    except common.CursorError as err:
         raise cursor_error(err) from err
     return AppealsPage(items=[appeal_public(r) for r in rows], next_cursor=nxt)
 
 
 @router.get("/{appeal_id}", response_model=AppealPublic, responses=ERRORS, summary="One appeal and its status")
 async def get_appeal(appeal_id: str, services: ServicesDep, _key: Filer) -> AppealPublic:
-    row = await reporting.get_appeal(services.pool, appeal_id=appeal_id)
+    row = await appeals.get_appeal(services.pool, appeal_id=appeal_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no appeal with id {appeal_id}")
     return appeal_public(row)
@@ -78,19 +78,19 @@ async def decide_appeal(appeal_id: str, body: AppealDecisionIn, services: Servic
     moderator = f"moderator:{key.name}"
     try:
         if body.outcome == "uphold":
-            row = await reporting.decide_uphold(services.pool, appeal_id=appeal_id, decided_by=moderator,
+            row = await appeals.decide_uphold(services.pool, appeal_id=appeal_id, decided_by=moderator,
                                                 note=body.note)
             if row is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no appeal with id {appeal_id}")
             return appeal_public(row)
         wid = appeal_workflow_id(appeal_id)
-        row = await reporting.mark_overturn_pending(services.pool, appeal_id=appeal_id, decided_by=moderator,
+        row = await appeals.mark_overturn_pending(services.pool, appeal_id=appeal_id, decided_by=moderator,
                                                     note=body.note, workflow_id=wid)
-    except reporting.Conflict as err:
+    except common.Conflict as err:
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no appeal with id {appeal_id}")
-    case = await reporting.case_timeline(services.pool, case_id=row["case_id"])
+    case = await cases.case_timeline(services.pool, case_id=row["case_id"])
     assert case is not None  # appeals reference cases
     event = ChatEvent(event_id=case["case_id"], event_type=case["event_type"], platform=case["platform"],
                       channel_id=case["channel_id"], target_id=case["target_id"], author_id=case["author_id"],
@@ -105,7 +105,7 @@ async def decide_appeal(appeal_id: str, body: AppealDecisionIn, services: Servic
     except WorkflowAlreadyStartedError:
         pass  # a retried request: the overturn is already under way
     except RPCError as err:
-        await reporting.clear_overturn_pending(services.pool, appeal_id=appeal_id)
+        await appeals.clear_overturn_pending(services.pool, appeal_id=appeal_id)
         log.error("appeal workflow not started", extra={"appeal_id": appeal_id, "error": str(err)})
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "overturn NOT started: the workflow service is "
                             "unreachable; retry", headers={"Retry-After": "2"}) from err

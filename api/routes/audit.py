@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from api.deps import ServicesDep, require
 from api.routes.cases import ERRORS, Cursor, Limit, cursor_error
 from api.schemas_reporting import AuditEntryPublic, AuditPage
-from core import reporting
+from core.storage import audit, common
 from core.storage.keys import KeyInfo, Role
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -22,7 +22,7 @@ async def list_audit(services: ServicesDep, _key: Annotated[KeyInfo, Depends(req
                                                        "appeal.decided, key.create, key.rotate, ...")] = None,
                      limit: Limit = 50, cursor: Cursor = None) -> AuditPage:
     try:
-        rows, nxt = await reporting.list_audit(services.pool, case_id=case_id, kind=kind, limit=limit, cursor=cursor)
-    except reporting.CursorError as err:
+        rows, nxt = await audit.list_audit(services.pool, case_id=case_id, kind=kind, limit=limit, cursor=cursor)
+    except common.CursorError as err:
         raise cursor_error(err) from err
     return AuditPage(items=[AuditEntryPublic(**r) for r in rows], next_cursor=nxt)

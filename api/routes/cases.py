@@ -19,8 +19,8 @@ from api.schemas_reporting import (
     CaseSummary,
     ReviewPublic,
 )
-from core import reporting
 from core.settings import Settings
+from core.storage import cases, common
 from core.storage.keys import KeyInfo, Role
 from domain.models import Decision, HarmCategory
 from workflows.contract import event_workflow_id
@@ -41,7 +41,7 @@ def invalid(field: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("query", field), "msg": message, "type": "value_error"}])
 
 
-def cursor_error(err: reporting.CursorError) -> RequestValidationError:
+def cursor_error(err: common.CursorError) -> RequestValidationError:
     return invalid("cursor", str(err))
 
 
@@ -74,13 +74,13 @@ async def list_cases(
 ) -> CasesPage:
     if from_ and to and from_ >= to:
         raise invalid("to", "must be after 'from'")
-    filters = reporting.CaseFilters(platform=platform, channel=channel, author=author, target=target,
+    filters = cases.CaseFilters(platform=platform, channel=channel, author=author, target=target,
                                     decision=decision.value if decision else None,
                                     category=category.value if category else None, since=from_, until=to,
                                     needs_review=needs_review)
     try:
-        rows, nxt = await reporting.list_cases(services.pool, filters=filters, limit=limit, cursor=cursor)
-    except reporting.CursorError as err:
+        rows, nxt = await cases.list_cases(services.pool, filters=filters, limit=limit, cursor=cursor)
+    except common.CursorError as err:
         raise cursor_error(err) from err
     return CasesPage(items=[CaseSummary(**r) for r in rows], next_cursor=nxt)
 
@@ -91,7 +91,7 @@ async def list_cases(
                         "actions as recorded and as the platform answered (ledger), the review, appeals, "
                         "the audit entries and a link to the workflow in the Temporal Web UI.")
 async def get_case(case_id: str, services: ServicesDep, _key: Moderator) -> CasePublic:
-    case = await reporting.case_timeline(services.pool, case_id=case_id)
+    case = await cases.case_timeline(services.pool, case_id=case_id)
     if case is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case with id {case_id}: it was not recorded (yet); "
                             f"see /v1/events/{case_id}/status")

@@ -31,9 +31,9 @@ from api.schemas import (
     IngestAccepted,
     OutcomePublic,
 )
-from core import store
 from core.metrics import DEPENDENCY_DEGRADED_TOTAL, INGEST_DURATION_MS, INGEST_REQUESTS_TOTAL
 from core.settings import Settings
+from core.storage import cases
 from core.storage.keys import KeyInfo, Role
 from domain.models import (
     CaseOutcome,
@@ -281,7 +281,7 @@ async def _record_prescreened(services: ServicesDep,
                           decision=clean_decision(screen), policy_version=services.policy.version,
                           completed_at=now, stage_ms={"screen": screen.duration_ms}) for ev, screen in screened]
     try:
-        return await store.record_cases(services.pool, records)
+        return await cases.record_cases(services.pool, records)
     except (OSError, asyncpg.PostgresError) as err:
         log.warning("prescreen record failed; falling back to the workflow",
                     extra={"events": len(records), "error": str(err)})
@@ -316,7 +316,7 @@ async def event_status(event_id: Annotated[uuid.UUID, Path(description="The even
     ui = f"{services.settings.temporal.ui_public_url}/namespaces/{services.settings.temporal.namespace}/workflows/{wid}"
     base = {"event_id": eid, "workflow_id": wid, "temporal_ui_url": ui}
     try:
-        row = await store.get_case(services.pool, eid)
+        row = await cases.get_case(services.pool, eid)
     except (OSError, asyncpg.PostgresError):
         row = None  # the database is down: answer from Temporal alone
     if row:
@@ -334,7 +334,7 @@ async def event_status(event_id: Annotated[uuid.UUID, Path(description="The even
     if desc.status == WorkflowExecutionStatus.COMPLETED:
         # The row is written before the workflow completes: it may have landed since the first read.
         try:
-            row = await store.get_case(services.pool, eid)
+            row = await cases.get_case(services.pool, eid)
         except (OSError, asyncpg.PostgresError):
             row = None
         if row:

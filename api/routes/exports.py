@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import ServicesDep, require
 from api.routes.cases import ERRORS, invalid
-from core import reporting
+from core.storage import exports
 from core.storage.keys import KeyInfo, Role
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
@@ -44,8 +44,8 @@ async def statements_of_reasons(
         raise invalid("to", "must be after 'from'")
 
     async def lines() -> AsyncIterator[bytes]:
-        async for case in reporting.actioned_cases(services.pool, since=from_, until=to):
-            yield (json.dumps(reporting.statement_of_reasons(case), ensure_ascii=False) + "\n").encode()
+        async for case in exports.actioned_cases(services.pool, since=from_, until=to):
+            yield (json.dumps(exports.statement_of_reasons(case), ensure_ascii=False) + "\n").encode()
 
     name = f"statements-of-reasons_{from_:%Y%m%dT%H%M%S}_{to:%Y%m%dT%H%M%S}.jsonl"
     return StreamingResponse(lines(), media_type="application/x-ndjson",

@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import ServicesDep
 from api.routes.cases import ERRORS, Cursor, Limit, Moderator, cursor_error
 from api.schemas_reporting import ClaimPublic, ReviewDecisionIn, ReviewItem, ReviewsPage
-from core import reporting
+from core.storage import cases, common, reviews
 from domain.models import HarmCategory
 from domain.reviews import ReviewDecision, ReviewOutcome
 from workflows.contract import SUBMIT_REVIEW_UPDATE, event_workflow_id
@@ -34,10 +34,10 @@ async def list_reviews(
     cursor: Cursor = None,
 ) -> ReviewsPage:
     try:
-        rows, nxt = await reporting.review_queue(services.pool, queue=queue, platform=platform,
+        rows, nxt = await reviews.review_queue(services.pool, queue=queue, platform=platform,
                                                  category=category.value if category else None, claimed=claimed,
                                                  limit=limit, cursor=cursor)
-    except reporting.CursorError as err:
+    except common.CursorError as err:
         raise cursor_error(err) from err
     return ReviewsPage(items=[ReviewItem(**r, case_url=f"/v1/cases/{r['case_id']}") for r in rows], next_cursor=nxt)
 
@@ -47,10 +47,10 @@ async def list_reviews(
              description="409 while another moderator holds an unexpired claim. Claiming again extends your claim.")
 async def claim(case_id: str, services: ServicesDep, key: Moderator,
                 minutes: Annotated[int, Query(ge=1, le=240, description="Claim length.")] =
-                reporting.DEFAULT_CLAIM_MINUTES) -> ClaimPublic:
+                reviews.DEFAULT_CLAIM_MINUTES) -> ClaimPublic:
     try:
-        row = await reporting.claim_review(services.pool, case_id=case_id, moderator=key.name, minutes=minutes)
-    except reporting.Conflict as err:
+        row = await reviews.claim_review(services.pool, case_id=case_id, moderator=key.name, minutes=minutes)
+    except common.Conflict as err:
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case with id {case_id}")
@@ -63,8 +63,8 @@ async def claim(case_id: str, services: ServicesDep, key: Moderator,
                          "case workflow, which executes the actions and records them; the answer is what it did.")
 async def decide(case_id: str, body: ReviewDecisionIn, services: ServicesDep, key: Moderator) -> ReviewOutcome:
     try:
-        found = await reporting.check_can_decide(services.pool, case_id=case_id, moderator=key.name)
-    except reporting.Conflict as err:
+        found = await reviews.check_can_decide(services.pool, case_id=case_id, moderator=key.name)
+    except common.Conflict as err:
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case with id {case_id}")
@@ -82,8 +82,8 @@ async def decide(case_id: str, body: ReviewDecisionIn, services: ServicesDep, ke
         log.error("review delivery failed", extra={"case_id": case_id, "error": str(err)})
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the workflow service is unreachable; the "
                             "decision was NOT delivered, retry", headers={"Retry-After": "2"}) from err
-    await reporting.release_claim(services.pool, case_id=case_id)
-    await reporting.write_label(services.pool, case_id=case_id, harmful=outcome.decision == "action",
+    await reviews.release_claim(services.pool, case_id=case_id)
+    await cases.write_label(services.pool, case_id=case_id, harmful=outcome.decision == "action",
                                 source="review", category=body.category.value if body.violation else "none")
     log.info("review delivered", extra={"case_id": case_id, "reviewer": key.name, "decision": outcome.decision})
     return outcome

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import ServicesDep
 from api.routes.cases import ERRORS, Moderator
 from api.schemas_reporting import StatsPublic
-from core import reporting
+from core.storage.stats import compute_stats
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
 
@@ -23,4 +23,4 @@ async def stats(services: ServicesDep, _key: Moderator,
                 window: Annotated[Literal["1h", "24h", "7d", "30d"], Query(description="1h, 24h, 7d or 30d.")] = "24h"
                 ) -> StatsPublic:
     sla = int(getattr(services.policy, "review_sla_minutes", 60))
-    return StatsPublic(**await reporting.compute_stats(services.pool, window=window, sla_minutes=sla))
+    return StatsPublic(**await compute_stats(services.pool, window=window, sla_minutes=sla))

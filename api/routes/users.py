@@ -12,7 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import ServicesDep
 from api.routes.cases import ERRORS, Moderator
 from api.schemas_reporting import UserCaseSummary, UserPublic, UserSession
-from core import reporting
+from core.storage import cases
 from workflows.contract import STATE_QUERY, user_session_id
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
@@ -52,7 +52,7 @@ async def get_user(platform: Annotated[str, Path(max_length=32, pattern=r"^[a-z0
                                   "unknown, retry", workflow_id=wid)
     except WorkflowQueryFailedError as err:
         session = UserSession(found=True, detail=f"session did not answer its state query: {err}", workflow_id=wid)
-    hist = await reporting.user_history(services.pool, platform=platform, user_id=user_id)
+    hist = await cases.user_history(services.pool, platform=platform, user_id=user_id)
     return UserPublic(platform=platform, user_id=user_id, session=session, as_author=hist["as_author"],
                       as_target=hist["as_target"], overturned=hist["overturned"],
                       recent_cases=[UserCaseSummary(**r) for r in hist["recent_cases"]])

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import asyncpg
 
-from core.store import append_audit
+from core.storage.audit import append_audit
 
 
 class Role(StrEnum):

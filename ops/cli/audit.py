@@ -13,7 +13,7 @@ app = typer.Typer(help="Check the hash-chained audit log.", no_args_is_help=True
 
 async def _verify(url: str) -> tuple[bool, int, int | None]:
     from core.db import create_pool
-    from core.store import verify_audit
+    from core.storage.audit import verify_audit
 
     pool = await create_pool(url, max_size=2)
     try:

@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 from qdrant_client import AsyncQdrantClient, models
 
-from core import store
 from core.db import ensure_database
 from core.settings import DatabaseSettings, Settings
+from core.storage import cases
 from domain.models import CaseRecord, ChatEvent, DecideResult, Decision, HarmCategory, ScreenResult
 from ops.backup import BackupError, backup, restore
 
@@ -22,7 +22,7 @@ async def test_backup_then_restore_into_a_fresh_database_brings_cases_and_vector
     case_id = str(uuid.uuid4())
     ev = ChatEvent(event_id=case_id, platform="discord", channel_id="c", author_id="a", content="backup me",
                    received_at=datetime.now(UTC))
-    await store.record_case(pool, CaseRecord(
+    await cases.record_case(pool, CaseRecord(
         case_id=case_id, event=ev, path="full", screen=ScreenResult(risk_score=0.9),
         decision=DecideResult(decision=Decision.ACTION, category=HarmCategory.TARGETED_INSULT)))
     data = tmp_path / "data"

@@ -17,8 +17,8 @@ from temporalio.service import RPCError
 from api.app import create_app
 from api.routes.events import event_id_for
 from api.schemas import EventIn
-from core import store
 from core.settings import APISettings, Settings
+from core.storage import audit, cases
 from core.storage.keys import Role, create_key
 from domain.models import ModerateEventInput
 from ops.bench.ingest import run_ingest, window_rates
@@ -105,7 +105,7 @@ async def test_prescreen_batch_records_clean_events_and_starts_workflows_for_ris
     results = r.json()["results"]
     assert [i["status"] for i in results] == ["recorded", "queued", "recorded", "recorded"]
     for item in (results[0], results[2], results[3]):
-        row = await store.get_case(pool, item["event_id"])
+        row = await cases.get_case(pool, item["event_id"])
         assert row is not None and row["path"] == "prescreen" and row["decision"] == "allow"
         with pytest.raises(RPCError):
             await client.get_workflow_handle(event_workflow_id(item['event_id'])).describe()
@@ -118,7 +118,7 @@ async def test_prescreen_batch_records_clean_events_and_starts_workflows_for_ris
     n = await pool.fetchval("SELECT count(*) FROM audit_log WHERE case_id = ANY($1::text[]) AND kind = 'decision'",
                             [results[k]["event_id"] for k in (0, 2, 3)])
     assert n == 3
-    assert (await store.verify_audit(pool))[0]
+    assert (await audit.verify_audit(pool))[0]
     again = await prescreen_api.post(URL, json={"events": events}, headers=h)
     assert [i["duplicate"] for i in again.json()["results"]] == [True, True, True, True]
 
@@ -133,8 +133,8 @@ async def test_prescreen_batch_scores_match_one_by_one(prescreen_api: httpx.Asyn
     batch = (await prescreen_api.post(URL, json={"events": [_event(t) for t in texts]}, headers=h)).json()
     for text, item in zip(texts, batch["results"], strict=True):
         single = (await prescreen_api.post("/v1/events/ingest", json=_event(text), headers=h)).json()
-        a = await store.get_case(pool, item["event_id"])
-        b = await store.get_case(pool, single["event_id"])
+        a = await cases.get_case(pool, item["event_id"])
+        b = await cases.get_case(pool, single["event_id"])
         assert a is not None and b is not None
         assert a["risk_score"] == b["risk_score"]
 

@@ -17,7 +17,7 @@ import pytest_asyncio
 from temporalio.client import Client
 
 from core.settings import LLMSettings, Settings
-from core.store import verify_audit
+from core.storage.audit import verify_audit
 from tests.doubles.fake_llm import FakeLLMServer
 from workers.registry import running_worker
 from workflows.contract import TASK_QUEUES

@@ -22,8 +22,8 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from typer.testing import CliRunner
 
 from core.settings import Settings, get_settings
+from core.storage.cases import record_case
 from core.storage.keys import Role, create_key
-from core.store import record_case
 from domain.models import (
     ActionOutcome,
     ActionType,
@@ -456,14 +456,14 @@ async def test_statements_of_reasons_export(api: httpx.AsyncClient, keys: dict[s
 
 async def test_export_labels_prefers_the_appeal_label(api: httpx.AsyncClient, keys: dict[str, str],
                                                       pool: asyncpg.Pool) -> None:
-    from core import reporting
+    from core.storage import appeals, cases
     from ops.training.feedback import export_labels
 
     cid = await make_case(pool, content=f"label me {uuid.uuid4().hex}")
-    await reporting.write_label(pool, case_id=cid, harmful=True, source="review", category="targeted_insult")
-    appeal = await reporting.file_appeal(pool, case_id=cid, reason="r", filed_by="t")
+    await cases.write_label(pool, case_id=cid, harmful=True, source="review", category="targeted_insult")
+    appeal = await appeals.file_appeal(pool, case_id=cid, reason="r", filed_by="t")
     assert appeal is not None
-    await reporting.record_appeal_decision(pool, appeal_id=appeal["id"], outcome="overturn", decided_by="t", note="")
+    await appeals.record_appeal_decision(pool, appeal_id=appeal["id"], outcome="overturn", decided_by="t", note="")
     text = await pool.fetchval("SELECT content FROM cases WHERE case_id = $1", cid)
     rows = [r for r in await export_labels(pool) if r["text"] == text]
     assert rows == [{"text": text, "label": False, "category": "none", "source": "appeal"}]

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from core.settings import Settings, get_settings
+from core.storage.cases import record_case
 from core.storage.keys import Role, create_key, rotate_key
-from core.store import record_case
 from domain.models import (
     ActionOutcome,
     ActionType,

@@ -15,8 +15,8 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.appeals import AppealActivities
-from core import reporting
-from core.store import record_case
+from core.storage import appeals, stats
+from core.storage.cases import record_case
 from domain.actions import RevertInput
 from domain.appeals import (
     AppealInput,
@@ -132,10 +132,10 @@ async def _actioned_case(pool: asyncpg.Pool, author: str) -> ChatEvent:
 
 
 async def _overturn(hx: Harness, ev: ChatEvent) -> tuple[AppealResult, str]:
-    appeal = await reporting.file_appeal(hx.pool, case_id=ev.event_id, reason="it was sarcasm", filed_by="ingest:t")
+    appeal = await appeals.file_appeal(hx.pool, case_id=ev.event_id, reason="it was sarcasm", filed_by="ingest:t")
     assert appeal is not None
     wid = appeal_workflow_id(appeal["id"])
-    await reporting.mark_overturn_pending(hx.pool, appeal_id=appeal["id"], decided_by="moderator:m1",
+    await appeals.mark_overturn_pending(hx.pool, appeal_id=appeal["id"], decided_by="moderator:m1",
                                           note="context shows banter", workflow_id=wid)
     result = await hx.client.execute_workflow(
         AppealWorkflow.run, AppealInput(appeal_id=appeal["id"], case_id=ev.event_id, event=ev, reason="it was sarcasm",
@@ -151,7 +151,7 @@ async def test_overturn_reverts_then_removes_the_strike_then_records(harness: Ha
     ev = await _actioned_case(hx.pool, author)
     session = await hx.client.start_workflow(StandInUserSession.run, [ev.event_id, "older-case"],
                                              id=user_session_id("twitch", author), task_queue=hx.session_queue)
-    before = await reporting.compute_stats(hx.pool, window="1h", sla_minutes=60)
+    before = await stats.compute_stats(hx.pool, window="1h", sla_minutes=60)
 
     result, appeal_id = await _overturn(hx, ev)
 
@@ -164,7 +164,7 @@ async def test_overturn_reverts_then_removes_the_strike_then_records(harness: Ha
     assert "revert: timeout reverted" in result.details
     await session.terminate("test done")
 
-    appeal = await reporting.get_appeal(hx.pool, appeal_id=appeal_id)
+    appeal = await appeals.get_appeal(hx.pool, appeal_id=appeal_id)
     assert appeal is not None and appeal["status"] == "overturned" and appeal["decided_by"] == "moderator:m1"
     assert appeal["pending_outcome"] is None
     assert await hx.pool.fetchval("SELECT false_positive FROM cases WHERE case_id = $1", ev.event_id) is True
@@ -176,7 +176,7 @@ async def test_overturn_reverts_then_removes_the_strike_then_records(harness: Ha
     assert [a["kind"] for a in audit] == ["decision", "appeal.filed", "appeal.decided"]
     assert audit[-1]["actor"] == "moderator:m1" and audit[-1]["payload"]["outcome"] == "overturned"
 
-    after = await reporting.compute_stats(hx.pool, window="1h", sla_minutes=60)
+    after = await stats.compute_stats(hx.pool, window="1h", sla_minutes=60)
     assert after["overturned"] == before["overturned"] + 1
     assert after["actioned"] == before["actioned"]  # the case was actioned before the appeal, too
     assert after["false_positive_rate"] == after["overturned"] / after["actioned"]
@@ -191,7 +191,7 @@ async def test_overturn_without_a_session_still_completes(harness: Harness) -> N
     result, appeal_id = await _overturn(harness, ev)
     assert result.status == "overturned" and not result.strike_removed
     assert any("nothing to remove" in d for d in result.details)
-    appeal = await reporting.get_appeal(harness.pool, appeal_id=appeal_id)
+    appeal = await appeals.get_appeal(harness.pool, appeal_id=appeal_id)
     assert appeal is not None and appeal["status"] == "overturned"
 
 
