@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import asyncpg
 import jwt
 import redis.asyncio as aioredis
-from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi import Depends, HTTPException, Query, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
@@ -19,6 +19,9 @@ from core.settings import Settings
 from core.storage import keys
 from core.storage.keys import KeyInfo, Role
 from domain.models import PolicyConfig
+
+if TYPE_CHECKING:  # the model pulls in onnxruntime, which the API loads only in prescreen mode
+    from core.screening.model import ScreeningModel
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ class Services:
     redis: aioredis.Redis
     policy: PolicyConfig
     # Loaded only in prescreen mode (SAFETY_API__PRESCREEN=true).
-    model: Any = None
+    model: ScreeningModel | None = None
     # Verified keys, so a PostgreSQL blip does not stop ingest for keys seen in the last minute.
     key_cache: dict[str, tuple[float, KeyInfo]] = field(default_factory=dict)
     key_cache_ttl_s: float = 60.0
@@ -56,6 +59,7 @@ def get_pool(services: ServicesDep) -> asyncpg.Pool:
     return services.pool
 
 
+# One piece of Services, for a route that needs only that.
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
@@ -164,3 +168,11 @@ async def _rate_limit(services: ServicesDep, key: KeyInfo, units: int = 1) -> No
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
                             f"rate limit of {limit} requests per minute for key '{key.name}' reached (a batch "
                             f"counts one per event); retry in {retry}s", headers={"Retry-After": str(retry)})
+
+
+# Caller identities by role (admins pass every check), and the paging parameters of the list routes.
+Moderator = Annotated[KeyInfo, Depends(require(Role.MODERATOR))]
+Admin = Annotated[KeyInfo, Depends(require(Role.ADMIN))]
+Ingester = Annotated[KeyInfo, Depends(require(Role.INGEST))]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200.")]
+Cursor = Annotated[str | None, Query(max_length=512, description="The next_cursor of the previous page.")]

@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import ServicesDep, require
-from api.routes.cases import ERRORS, invalid
+from api.deps import Admin, PoolDep
+from api.errors import ERRORS, invalid
 from core.storage import exports
-from core.storage.keys import KeyInfo, Role
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
 
@@ -27,7 +26,7 @@ router = APIRouter(prefix="/v1/exports", tags=["exports"])
                         "decision_ground, incompatible_content_ground, category, automated_detection, "
                         "automated_decision, application_date, ...), plus `redress` (how to appeal).")
 async def statements_of_reasons(
-    services: ServicesDep, _key: Annotated[KeyInfo, Depends(require(Role.ADMIN))],
+    pool: PoolDep, _key: Admin,
     from_: Annotated[datetime, Query(alias="from", description="ISO 8601, inclusive.")],
     to: Annotated[datetime, Query(description="ISO 8601, exclusive.")],
 ) -> StreamingResponse:
@@ -44,7 +43,7 @@ async def statements_of_reasons(
         raise invalid("to", "must be after 'from'")
 
     async def lines() -> AsyncIterator[bytes]:
-        async for case in exports.actioned_cases(services.pool, since=from_, until=to):
+        async for case in exports.actioned_cases(pool, since=from_, until=to):
             yield (json.dumps(exports.statement_of_reasons(case), ensure_ascii=False) + "\n").encode()
 
     name = f"statements-of-reasons_{from_:%Y%m%dT%H%M%S}_{to:%Y%m%dT%H%M%S}.jsonl"

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import ServicesDep
-from api.routes.cases import ERRORS, Moderator
+from api.deps import Moderator, ServicesDep
+from api.errors import ERRORS
 from api.schemas_reporting import StatsPublic
 from core.storage.stats import compute_stats
 

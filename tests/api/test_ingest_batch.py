@@ -15,8 +15,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.app import create_app
-from api.routes.events import event_id_for
 from api.schemas import EventIn
+from api.services.events import event_id_for
 from core.settings import APISettings, Settings
 from core.storage import audit, cases
 from core.storage.keys import Role, create_key

@@ -39,6 +39,7 @@ from domain.models import (
     Severity,
 )
 from domain.reviews import ReviewDecision, ReviewOutcome
+from domain.sessions import UserSessionState
 from workflows import contract
 from workflows.contract import MODERATION_QUEUE, SUBMIT_REVIEW_UPDATE, event_workflow_id, user_session_id
 
@@ -232,7 +233,7 @@ class StandInReviewCase:
 
 @workflow.defn(name="StandInUserSessionState")
 class StandInUserSession:
-    """Answers the ``state`` query as the user-session workflow does (a subset of its fields)."""
+    """Answers the ``state`` query as the user-session workflow does (its state model)."""
 
     @workflow.run
     async def run(self, strikes: int) -> None:
@@ -240,8 +241,9 @@ class StandInUserSession:
         await workflow.wait_condition(lambda: False)
 
     @workflow.query(name=contract.STATE_QUERY)
-    def state(self) -> dict[str, Any]:
-        return {"strikes_active": self.strikes, "level": 2, "banned": False}
+    def state(self) -> UserSessionState:
+        return UserSessionState(platform=workflow.info().workflow_id.split("-")[1], author_id="author-1",
+                                strikes_active=self.strikes, level=2)
 
 
 @pytest_asyncio.fixture(scope="module")
