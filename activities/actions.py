@@ -47,7 +47,7 @@ from core.metrics import (
     SANCTION_CAP_REACHED_TOTAL,
 )
 from domain.actions import RevertInput
-from domain.models import ActInput, ActionOutcome, ActionType, ActResult, PlannedAction
+from domain.models import ActInput, ActionOutcome, ActionStatus, ActionType, ActResult, PlannedAction
 from workflows import contract
 
 # Temporal waits at most this long before retrying a rate-limited call, whatever the platform asks.
@@ -80,14 +80,14 @@ class ActionActivities:
         key = f"{inp.case_id}:{planned.action.value}"
         req = ActionRequest(idempotency_key=key, case_id=inp.case_id, event=inp.event, action=planned)
 
-        def outcome(status: str, detail: str) -> ActionOutcome:
+        def outcome(status: ActionStatus, detail: str) -> ActionOutcome:
             return ActionOutcome(action=planned.action, connector=connector.name, idempotency_key=key,
                                  status=status, detail=detail)
 
         if inp.shadow:
             await self._claim(req, connector=connector.name, status="shadow", label=planned.action.value,
                               payload=req.payload())
-            return outcome("shadow", "shadow mode: not applied")
+            return outcome(ActionStatus.SHADOW, "shadow mode: not applied")
         payload = {**req.payload(), "automated": inp.automated}
         cap = self.daily_caps.get(planned.action) if inp.automated else None
         if cap is not None and await self._applied_today(inp, planned.action) >= cap:
@@ -95,20 +95,20 @@ class ActionActivities:
                                          payload=payload)
             if existing in (None, "capped"):
                 SANCTION_CAP_REACHED_TOTAL.labels(inp.event.platform, planned.action.value).inc()
-                return outcome("capped", f"daily cap of {cap} automated {planned.action.value}s in "
+                return outcome(ActionStatus.CAPPED, f"daily cap of {cap} automated {planned.action.value}s in "
                                          f"{inp.event.platform}/{inp.event.channel_id} reached: not applied")
         existing = await self._claim(req, connector=connector.name, status="pending", label=planned.action.value,
                                      payload=payload)
         if existing == "applied":
-            return outcome("duplicate", "already applied; not repeated")
+            return outcome(ActionStatus.DUPLICATE, "already applied; not repeated")
         if existing == "unconfirmed":
-            return outcome("unconfirmed", await self._stored_detail(key))
+            return outcome(ActionStatus.UNCONFIRMED, await self._stored_detail(key))
         if existing == "calling" and (settled := await self._reconcile(req, connector)):
             return outcome(*settled)
         response = await self._call(key, connector.apply, req, connector.name)
         await self._finish(key, "applied", response)
         ACTIONS_APPLIED_TOTAL.labels(connector.name, planned.action.value).inc()
-        return outcome("applied", _detail(response))
+        return outcome(ActionStatus.APPLIED, _detail(response))
 
     async def _reconcile(self, req: ActionRequest, connector: Connector) -> tuple[str, str] | None:
         """After an attempt that may have reached the platform: (status, detail) when the call must not be
@@ -150,26 +150,26 @@ class ActionActivities:
         key = f"{inp.case_id}:revert:{action.value}"
         req = ActionRequest(idempotency_key=key, case_id=inp.case_id, event=inp.event, action=planned)
 
-        def outcome(status: str, detail: str) -> ActionOutcome:
+        def outcome(status: ActionStatus, detail: str) -> ActionOutcome:
             return ActionOutcome(action=action, connector=connector.name, idempotency_key=key,
                                  status=status, detail=detail)
 
         existing = await self._claim(req, connector=connector.name, status="pending", label=f"revert_{action.value}",
                                      payload=req.payload(revert=True))
         if existing in _DONE:
-            return outcome("duplicate", "already reverted; not repeated")
+            return outcome(ActionStatus.DUPLICATE, "already reverted; not repeated")
         if existing == "calling" and (evidence := await _read_back(connector.check_revert, req, connector.name)):
             await self._finish(key, "applied", evidence)
-            return outcome("reverted", f"already reverted by an interrupted attempt ({_detail(evidence)}); "
+            return outcome(ActionStatus.REVERTED, f"already reverted by an interrupted attempt ({_detail(evidence)}); "
                                        "not repeated")
         if blocker := await self._standing_ban(inp, action, row["response"] or {}):
             # Recorded as 'kept': this case no longer claims the ban, so the other case's revert may lift it.
             await self._finish(key, "kept", {"kept": blocker})
-            return outcome("kept", blocker)
+            return outcome(ActionStatus.KEPT, blocker)
         response = await self._call(key, connector.revert, req, connector.name)
         reversible = response.get("reversible") is not False
         await self._finish(key, "applied" if reversible else "not_reversible", response)
-        return outcome("reverted" if reversible else "not_reversible", _detail(response))
+        return outcome(ActionStatus.REVERTED if reversible else "not_reversible", _detail(response))
 
     async def _standing_ban(self, inp: RevertInput, action: ActionType, applied: JSONDict) -> str:
         """Why reverting would lift a sanction that is not this case's to lift ('' when it would not)."""

@@ -5,19 +5,15 @@ New fields always get defaults, so a running appeal workflow can replay older hi
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
-from domain.models import ChatEvent
+from domain.models import ChatEvent, DomainModel
 
 
-class RevertInput(BaseModel):
-    """Undo a case's applied sanctions (an upheld appeal): unban a ban, lift a timeout.
+class RevertInput(DomainModel):
+    """Undo a case's applied sanctions (an appeal overturned): unban a ban, lift a timeout.
 
     ``event`` is the case's event (it names the platform, channel and user); ``reason`` goes to the
-    platform's audit log, e.g. ``"appeal 42 upheld"``. Deleted messages and sent warnings stay as they are.
+    platform's audit log, e.g. ``"appeal 42 overturned: ..."``. Deleted messages and sent warnings stay as they are.
     """
-
-    model_config = ConfigDict(extra="ignore")
 
     case_id: str
     event: ChatEvent

@@ -7,13 +7,13 @@ An appeal that a moderator overturns reverts the case's platform actions (``Reve
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from domain.models import ChatEvent
+from domain.models import ChatEvent, DomainModel
 from workflows.contract import ACTIONS_QUEUE
 
 
-class AppealInput(BaseModel):
+class AppealInput(DomainModel):
     appeal_id: str
     case_id: str
     event: ChatEvent
@@ -24,7 +24,7 @@ class AppealInput(BaseModel):
     actions_queue: str = ACTIONS_QUEUE
 
 
-class AppealResult(BaseModel):
+class AppealResult(DomainModel):
     appeal_id: str
     status: str
     reverted: bool
@@ -32,19 +32,19 @@ class AppealResult(BaseModel):
     details: list[str] = Field(default_factory=list)
 
 
-class RemoveUserStrikeInput(BaseModel):
+class RemoveUserStrikeInput(DomainModel):
     case_id: str
     platform: str
     author_id: str
     reason: str = "appeal overturned"
 
 
-class RemoveStrikeResult(BaseModel):
+class RemoveStrikeResult(DomainModel):
     removed: bool
     detail: str = ""
 
 
-class AppealOutcomeRecord(BaseModel):
+class AppealOutcomeRecord(DomainModel):
     appeal_id: str
     outcome: str = "overturn"  # "uphold" | "overturn"
     decided_by: str
@@ -55,7 +55,7 @@ class AppealOutcomeRecord(BaseModel):
     details: list[str] = Field(default_factory=list)
 
 
-class AppealOutcomeResult(BaseModel):
+class AppealOutcomeResult(DomainModel):
     appeal_id: str
     status: str
 

@@ -20,11 +20,12 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from domain.models import (  # the configs live with PolicyConfig; re-exported here
     ActionType,
     BrigadingConfig,
+    DomainModel,
     EscalationConfig,
     HarmCategory,
     LadderRung,
@@ -37,11 +38,7 @@ from domain.models import (  # the configs live with PolicyConfig; re-exported h
 _SCORE_EPSILON = 1e-6
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=False, extra="ignore")
-
-
-class Strike(_Model):
+class Strike(DomainModel):
     """A recorded offence, with the answer it got (returned again if the same case is retried)."""
 
     case_id: str
@@ -53,7 +50,7 @@ class Strike(_Model):
     actions: list[PlannedAction] = Field(default_factory=list)
 
 
-class Incident(_Model):
+class Incident(DomainModel):
     """A harmful message aimed at a target."""
 
     author_id: str

@@ -1,8 +1,11 @@
-"""Domain models: the only types that travel through Temporal history.
+"""Domain models of events and cases: the chat event, screening, context, reasoning, the decision, the
+actions and the case record, with their enums. The other domain modules (sessions, reviews, appeals,
+escalation, actions) hold the models of their own concept; together they are the only types that
+travel through Temporal history.
 
-Every model here is a pydantic model whose new fields always get defaults, so a running workflow
-can replay history written by an older version. HTTP schemas live in ``api/schemas.py`` and never
-enter history.
+Every model derives from ``DomainModel``, and new fields always get defaults, so a running workflow
+can replay history written by an older version. HTTP schemas live in ``api/schemas.py`` and
+``api/schemas_reporting.py`` and never enter history.
 """
 
 from __future__ import annotations
@@ -29,6 +32,33 @@ class Decision(StrEnum):
     ALLOW = "allow"
     ACTION = "action"
     REVIEW = "review"
+
+
+class CasePath(StrEnum):
+    """Which way a case went: ``clean`` (screened below the review threshold in its workflow),
+    ``full`` (context, reasoning, decision, actions), ``prescreen`` (screened clean by the API and
+    recorded without a workflow)."""
+
+    CLEAN = "clean"
+    FULL = "full"
+    PRESCREEN = "prescreen"
+
+
+class ActionStatus(StrEnum):
+    """What became of one platform action. Executing: ``applied``, ``duplicate`` (already applied, not
+    repeated), ``shadow`` (shadow mode, not applied), ``capped`` (the daily cap withheld it),
+    ``unconfirmed`` (may have reached a platform that cannot be read back; not repeated), ``failed``.
+    Reverting: ``reverted``, ``kept`` (another case's sanction still stands), ``not_reversible``."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    SHADOW = "shadow"
+    CAPPED = "capped"
+    UNCONFIRMED = "unconfirmed"
+    FAILED = "failed"
+    REVERTED = "reverted"
+    KEPT = "kept"
+    NOT_REVERSIBLE = "not_reversible"
 
 
 class ActionType(StrEnum):
@@ -58,11 +88,14 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-class _Model(BaseModel):
+class DomainModel(BaseModel):
+    """The one base of every model that travels through Temporal history (here and in the other domain
+    modules). Unknown fields are ignored, so an older worker can read what a newer one wrote."""
+
     model_config = ConfigDict(frozen=False, extra="ignore")
 
 
-class ChatEvent(_Model):
+class ChatEvent(DomainModel):
     """One chat event as accepted by the ingest API. ``target_id`` is the API's ``user_id``."""
 
     event_id: str
@@ -80,14 +113,14 @@ class ChatEvent(_Model):
     received_at: datetime
 
 
-class ScreeningThresholds(_Model):
+class ScreeningThresholds(DomainModel):
     """Risk bands: below ``review`` is clean; ``review``..``act`` is ambiguous; above ``act`` is harmful."""
 
     review: float = 0.5
     act: float = 0.85
 
 
-class LadderRung(_Model):
+class LadderRung(DomainModel):
     """One rung: the actions for the Nth weighted offence. ``duration_s`` applies to a timeout."""
 
     actions: list[ActionType]
@@ -119,7 +152,7 @@ def _default_severity_multipliers() -> dict[Severity, float]:
     return {Severity.LOW: 0.5, Severity.MEDIUM: 1.0, Severity.HIGH: 1.5, Severity.CRITICAL: 3.0}
 
 
-class EscalationConfig(_Model):
+class EscalationConfig(DomainModel):
     """Per-deployment escalation settings. Travels in each strike, so a change reaches live sessions."""
 
     category_weights: dict[HarmCategory, float] = Field(default_factory=_default_category_weights)
@@ -131,7 +164,7 @@ class EscalationConfig(_Model):
     ladders: dict[str, list[LadderRung]] = Field(default_factory=dict)
 
 
-class BrigadingConfig(_Model):
+class BrigadingConfig(DomainModel):
     """Target protection: ``distinct_authors`` different authors within ``window_s`` is brigading."""
 
     window_s: int = Field(default=60, gt=0)
@@ -143,7 +176,7 @@ class BrigadingConfig(_Model):
     recommend_slow_mode: bool = True
 
 
-class PolicyConfig(_Model):
+class PolicyConfig(DomainModel):
     """Decision parameters. They travel in the workflow input so every decision is recorded in history."""
 
     version: str = "harassment-v1"
@@ -171,7 +204,7 @@ class PolicyConfig(_Model):
     brigading: BrigadingConfig = Field(default_factory=BrigadingConfig)
 
 
-class ScreenInput(_Model):
+class ScreenInput(DomainModel):
     event_id: str
     content: str
     # The embedding is returned only at or above this score (the risky path, where context retrieval
@@ -179,7 +212,7 @@ class ScreenInput(_Model):
     embedding_from: float | None = None
 
 
-class ScreenResult(_Model):
+class ScreenResult(DomainModel):
     risk_score: float
     category_scores: dict[str, float] = Field(default_factory=dict)
     top_category: HarmCategory = HarmCategory.NONE
@@ -189,7 +222,7 @@ class ScreenResult(_Model):
     duration_ms: float = 0.0
 
 
-class SimilarCase(_Model):
+class SimilarCase(DomainModel):
     case_id: str
     score: float
     category: str = ""
@@ -197,34 +230,34 @@ class SimilarCase(_Model):
     platform: str = ""
 
 
-class UserHistory(_Model):
+class UserHistory(DomainModel):
     recent_cases: int = 0
     recent_actions: int = 0
     recent_reviews: int = 0
     last_category: str | None = None
 
 
-class ContextInput(_Model):
+class ContextInput(DomainModel):
     event: ChatEvent
     embedding: list[float] = Field(default_factory=list)
     top_k: int = 5
 
 
-class CaseContext(_Model):
+class CaseContext(DomainModel):
     similar_cases: list[SimilarCase] = Field(default_factory=list)
     author: UserHistory = Field(default_factory=UserHistory)
     target: UserHistory = Field(default_factory=UserHistory)
     channel_cases_24h: int = 0
 
 
-class ReasonInput(_Model):
+class ReasonInput(DomainModel):
     event: ChatEvent
     screen: ScreenResult
     context: CaseContext = Field(default_factory=CaseContext)
     policy_version: str = "harassment-v1"
 
 
-class LLMVerdict(_Model):
+class LLMVerdict(DomainModel):
     """The structured output the LLM must return (its JSON schema is sent as the response format)."""
 
     violation: bool
@@ -244,7 +277,7 @@ class ReasonStatus(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
 
 
-class ReasonResult(_Model):
+class ReasonResult(DomainModel):
     status: ReasonStatus
     verdict: LLMVerdict | None = None
     detail: str = ""
@@ -256,13 +289,13 @@ class ReasonResult(_Model):
     duration_ms: float = 0.0
 
 
-class PlannedAction(_Model):
+class PlannedAction(DomainModel):
     action: ActionType
     duration_s: int | None = None
     reason: str = ""
 
 
-class DecideResult(_Model):
+class DecideResult(DomainModel):
     decision: Decision
     category: HarmCategory
     actions: list[PlannedAction] = Field(default_factory=list)
@@ -270,7 +303,7 @@ class DecideResult(_Model):
     reasons: list[str] = Field(default_factory=list)
 
 
-class ActInput(_Model):
+class ActInput(DomainModel):
     case_id: str
     event: ChatEvent
     actions: list[PlannedAction]
@@ -279,26 +312,24 @@ class ActInput(_Model):
     automated: bool = True
 
 
-class ActionOutcome(_Model):
+class ActionOutcome(DomainModel):
     action: ActionType
     connector: str
     idempotency_key: str
-    # "applied", "duplicate", "shadow", "capped", "unconfirmed" (may have reached a platform that cannot be
-    # read back; not repeated), "failed"; reverts: "reverted", "kept", "not_reversible"
-    status: str
+    status: ActionStatus
     detail: str = ""
 
 
-class ActResult(_Model):
+class ActResult(DomainModel):
     outcomes: list[ActionOutcome] = Field(default_factory=list)
 
 
-class CaseRecord(_Model):
+class CaseRecord(DomainModel):
     """Everything the record activity writes for one case."""
 
     case_id: str
     event: ChatEvent
-    path: str  # "clean" or "full"
+    path: CasePath
     screen: ScreenResult
     decision: DecideResult
     context: CaseContext | None = None
@@ -311,26 +342,26 @@ class CaseRecord(_Model):
     completed_at: datetime | None = None
 
 
-class ModerateEventInput(_Model):
+class ModerateEventInput(DomainModel):
     event: ChatEvent
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     # Set in prescreen mode: the API already screened the event, so the workflow does not screen again.
     prescreen: ScreenResult | None = None
 
 
-class CaseProgress(_Model):
+class CaseProgress(DomainModel):
     """What the ``status`` query answers while a case runs."""
 
     stage: Stage
-    path: str = ""
+    path: str = ""  # a CasePath once screened
     risk_score: float | None = None
     category: HarmCategory | None = None
     attempts: dict[str, int] = Field(default_factory=dict)
 
 
-class CaseOutcome(_Model):
+class CaseOutcome(DomainModel):
     case_id: str
-    path: str
+    path: CasePath
     stage: Stage = Stage.COMPLETED
     risk_score: float
     category: HarmCategory

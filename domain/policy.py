@@ -1,13 +1,17 @@
-"""The decision policy: a pure function from scores, verdict and policy settings to a decision.
+"""The decision policy: pure functions from scores, verdict and policy settings to a decision, and the
+post-decision rules that refine it (brigading, the escalation ladder, what the platform did).
 
 It never guesses: when the LLM could not give a confident verdict, or a category that always needs
-reasoning was screened without one, the case goes to a person. It is deterministic and does no I/O,
-so it runs inside the workflow and its inputs are all in history.
+reasoning was screened without one, the case goes to a person. Everything here is deterministic, does
+no I/O and returns new values (the input decision is never changed), so it runs inside the workflow,
+its inputs are all in history, and each rule is unit-tested without Temporal.
 """
 
 from __future__ import annotations
 
 from domain.models import (
+    ActionOutcome,
+    ActionStatus,
     ActionType,
     DecideResult,
     Decision,
@@ -20,6 +24,7 @@ from domain.models import (
     ScreenResult,
     Severity,
 )
+from domain.sessions import StrikeResult, TargetState
 
 # What each severity earns when the LLM confirms a violation (before the escalation ladder of the
 # user-session workflow is applied on top).
@@ -129,3 +134,51 @@ def combine_actions(decided: list[PlannedAction], rung: list[PlannedAction]) -> 
         strongest = max(sanctions, key=lambda a: (_ACTION_RANK[a.action], a.duration_s or 0))
         kept[strongest.action] = strongest
     return sorted(kept.values(), key=lambda a: _ORDER[a.action])
+
+
+# -- post-decision rules: each takes the decision so far and returns a new one ------------------------
+
+def with_brigading(decision: DecideResult, brigading: TargetState | None, *, target_id: str | None,
+                   window_s: int) -> DecideResult:
+    """Note a brigading episode against the target in the reasons (moderators are notified by the
+    target's session); ``brigading`` is None when the target is not brigaded."""
+    if brigading is None:
+        return decision
+    note = (f"brigading: {brigading.distinct_authors} distinct authors aimed harmful messages at {target_id} "
+            f"within {window_s}s; moderators notified"
+            + ("; slow mode recommended" if brigading.slow_mode_recommended else ""))
+    return decision.model_copy(update={"reasons": [*decision.reasons, note]})
+
+
+def with_ladder(decision: DecideResult, strike: StrikeResult | None) -> DecideResult:
+    """Add the author's escalation-ladder rung to an action decision (at most one sanction survives);
+    ``strike`` is None when the author's session could not be reached: the verdict's actions stand alone."""
+    if strike is None:
+        return decision.model_copy(update={
+            "reasons": [*decision.reasons, "escalation ladder unavailable: acted on the verdict alone"]})
+    return decision.model_copy(update={
+        "actions": combine_actions(decision.actions, strike.actions),
+        "reasons": [*decision.reasons, f"escalation level {strike.level}/{strike.ladder_size} "
+                                       f"({strike.rung_label}); {strike.strikes_active} active strike(s)"]})
+
+
+def after_actions(decision: DecideResult, outcomes: list[ActionOutcome]) -> DecideResult:
+    """What the platform did decides whether a person must look: a failed or unconfirmed action flags the
+    case for review; an action the daily cap withheld turns the case into a review (a person decides it)."""
+    reasons = list(decision.reasons)
+    needs_review, final = decision.needs_review, decision.decision
+    if any(o.status == ActionStatus.FAILED for o in outcomes):
+        needs_review = True
+        reasons.append("needs human review: a platform action failed after retries")
+    if any(o.status == ActionStatus.UNCONFIRMED for o in outcomes):
+        # The platform cannot say whether an interrupted call landed, and it was not repeated.
+        needs_review = True
+        reasons.append("needs human review: a platform action may not have been applied "
+                       "(interrupted call, not repeated; check the platform)")
+    capped = [o for o in outcomes if o.status == ActionStatus.CAPPED]
+    if capped:
+        final, needs_review = Decision.REVIEW, True
+        reasons.append("needs human review: " + "; ".join(o.detail for o in capped))
+    if reasons == decision.reasons:
+        return decision
+    return decision.model_copy(update={"decision": final, "needs_review": needs_review, "reasons": reasons})

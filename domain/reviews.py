@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from domain.models import ActionOutcome, ActionType, HarmCategory
+from domain.models import ActionOutcome, ActionType, DomainModel, HarmCategory
 
 
-class ReviewDecision(BaseModel):
+class ReviewDecision(DomainModel):
     reviewer: str = Field(min_length=1, max_length=128)
     violation: bool
     category: HarmCategory = HarmCategory.NONE
@@ -26,7 +26,7 @@ class ReviewDecision(BaseModel):
     decided_at: datetime | None = None
 
 
-class ReviewOutcome(BaseModel):
+class ReviewOutcome(DomainModel):
     case_id: str
     decision: str  # "action" or "allow"
     actions: list[ActionOutcome] = Field(default_factory=list)
@@ -34,7 +34,7 @@ class ReviewOutcome(BaseModel):
     escalated: bool = False
 
 
-class ReviewRecord(BaseModel):
+class ReviewRecord(DomainModel):
     """Input of the ``record_review`` activity: updates the case row and appends to the audit chain."""
 
     case_id: str
@@ -44,7 +44,7 @@ class ReviewRecord(BaseModel):
     actions: list[ActionOutcome] = Field(default_factory=list)
 
 
-class ReviewEscalation(BaseModel):
+class ReviewEscalation(DomainModel):
     """Input of the ``escalate_review`` activity: the SLA passed without a decision."""
 
     case_id: str

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from domain.actions import RevertInput  # input of ``revert_actions``, which lifts an expired timeout
 from domain.escalation import BrigadingConfig, EscalationConfig, Incident, Strike
-from domain.models import ActionType, ChatEvent, HarmCategory, PlannedAction, Severity
+from domain.models import ActionType, ChatEvent, DomainModel, HarmCategory, PlannedAction, Severity
 
 # Continue-as-new once the history has this many events (or when the server suggests it earlier).
 DEFAULT_MAX_HISTORY_EVENTS = 2_000
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=False, extra="ignore")
 
 
 def _utc(value: datetime) -> datetime:
@@ -30,7 +26,7 @@ def _utc(value: datetime) -> datetime:
 
 # --- user sessions -------------------------------------------------------------------------------
 
-class StrikeInput(_Model):
+class StrikeInput(DomainModel):
     """One confirmed offence. ``case_id`` makes it idempotent: a retried strike gets the same answer."""
 
     platform: str
@@ -47,7 +43,7 @@ class StrikeInput(_Model):
     _at_utc = field_validator("at")(_utc)
 
 
-class StrikeResult(_Model):
+class StrikeResult(DomainModel):
     case_id: str
     level: int
     # The actions of rung ``level``; empty when the offence carries no weight or was already overturned.
@@ -62,12 +58,12 @@ class StrikeResult(_Model):
     overturned: bool = False
 
 
-class RemoveStrikeInput(_Model):
+class RemoveStrikeInput(DomainModel):
     case_id: str
     reason: str = "appeal overturned"
 
 
-class PendingLift(_Model):
+class PendingLift(DomainModel):
     """A temporary sanction and the moment its timer lifts it."""
 
     case_id: str
@@ -77,7 +73,7 @@ class PendingLift(_Model):
     duration_s: int
 
 
-class LiftedSanction(_Model):
+class LiftedSanction(DomainModel):
     case_id: str
     action: ActionType
     lifted_at: datetime
@@ -85,7 +81,7 @@ class LiftedSanction(_Model):
     detail: str = ""
 
 
-class UserSessionState(_Model):
+class UserSessionState(DomainModel):
     """What the ``state`` query answers, and everything carried across continue-as-new."""
 
     platform: str
@@ -109,7 +105,7 @@ class UserSessionState(_Model):
     runs: int = 1
 
 
-class UserSessionInput(_Model):
+class UserSessionInput(DomainModel):
     platform: str
     author_id: str
     config: EscalationConfig = Field(default_factory=EscalationConfig)
@@ -120,7 +116,7 @@ class UserSessionInput(_Model):
 
 # --- target sessions -----------------------------------------------------------------------------
 
-class TargetIncidentInput(_Model):
+class TargetIncidentInput(DomainModel):
     """A harmful message from ``author_id`` aimed at ``target_id``; ``case_id`` makes it idempotent."""
 
     platform: str
@@ -133,7 +129,7 @@ class TargetIncidentInput(_Model):
     _at_utc = field_validator("at")(_utc)
 
 
-class TargetState(_Model):
+class TargetState(DomainModel):
     """Brigading state of one target: the update's answer, the ``state`` query, the continue-as-new carry."""
 
     platform: str
@@ -159,7 +155,7 @@ class TargetState(_Model):
     runs: int = 1
 
 
-class TargetSessionInput(_Model):
+class TargetSessionInput(DomainModel):
     platform: str
     target_id: str
     config: BrigadingConfig = Field(default_factory=BrigadingConfig)

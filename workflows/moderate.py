@@ -8,20 +8,22 @@ LLM call becomes human review, never a sanction.
 
 from __future__ import annotations
 
-import builtins
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError  # not the builtin TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from domain.models import (
         ActInput,
         ActionOutcome,
+        ActionStatus,
         ActResult,
         CaseContext,
         CaseOutcome,
+        CasePath,
         CaseProgress,
         CaseRecord,
         ContextInput,
@@ -37,7 +39,15 @@ with workflow.unsafe.imports_passed_through():
         Severity,
         Stage,
     )
-    from domain.policy import clean_decision, combine_actions, decide, is_clean, review_actions
+    from domain.policy import (
+        after_actions,
+        clean_decision,
+        decide,
+        is_clean,
+        review_actions,
+        with_brigading,
+        with_ladder,
+    )
     from domain.reviews import ReviewDecision, ReviewEscalation, ReviewOutcome, ReviewRecord
     from domain.sessions import StrikeInput, StrikeResult, TargetIncidentInput, TargetState
     from workflows import contract
@@ -79,7 +89,7 @@ def _reason_failure(err: ActivityError) -> ReasonResult:
     last_app: ApplicationError | None = None
     timed_out = False
     while cause is not None:
-        if isinstance(cause, TimeoutError):
+        if isinstance(cause, ActivityTimeoutError):
             timed_out = True
         if isinstance(cause, ApplicationError) and last_app is None:
             last_app = cause
@@ -140,8 +150,8 @@ class ModerateEventWorkflow:
 
         if is_clean(screen, policy):
             decision = clean_decision(screen)
-            self._progress.path = "clean"
-            record = CaseRecord(case_id=case_id, event=ev, path="clean", screen=screen, decision=decision,
+            self._progress.path = CasePath.CLEAN.value
+            record = CaseRecord(case_id=case_id, event=ev, path=CasePath.CLEAN, screen=screen, decision=decision,
                                 policy_version=policy.version, workflow_id=info.workflow_id, run_id=info.run_id,
                                 completed_at=workflow.now(), stage_ms={"screen": screen.duration_ms})
             await workflow.execute_local_activity(
@@ -150,7 +160,7 @@ class ModerateEventWorkflow:
             )
             return self._finish(record, [])
 
-        self._progress.path = "full"
+        self._progress.path = CasePath.FULL.value
         workflow.upsert_search_attributes([contract.SA_RISK.value_set(screen.risk_score),
                                            contract.SA_CATEGORY.value_set(screen.top_category.value)])
         stage_ms: dict[str, float] = {"screen": screen.duration_ms}
@@ -168,14 +178,10 @@ class ModerateEventWorkflow:
         stage_ms["reason"] = (workflow.now() - started).total_seconds() * 1000
 
         self._stage(Stage.DECIDING, f"reasoning: {reason.status.value}")
-        decision = decide(screen, reason, policy)
-        if brigading is not None:
-            decision.reasons.append(
-                f"brigading: {brigading.distinct_authors} distinct authors aimed harmful messages at "
-                f"{ev.target_id} within {policy.brigading.window_s}s; moderators notified"
-                + ("; slow mode recommended" if brigading.slow_mode_recommended else ""))
+        decision = with_brigading(decide(screen, reason, policy), brigading, target_id=ev.target_id,
+                                  window_s=policy.brigading.window_s)
         if decision.decision == Decision.ACTION and reason.verdict is not None:
-            decision = await self._escalate(inp, decision, reason.verdict.severity)
+            decision = with_ladder(decision, await self._strike(inp, decision, reason.verdict.severity))
 
         outcomes: list[ActionOutcome] = []
         if decision.actions:
@@ -183,22 +189,11 @@ class ModerateEventWorkflow:
             self._stage(Stage.ACTING, "executing " + ", ".join(a.action.value for a in decision.actions))
             outcomes = await self._act(inp, decision)
             stage_ms["act"] = (workflow.now() - started).total_seconds() * 1000
-            if any(o.status == "failed" for o in outcomes):
-                decision.needs_review = True
-                decision.reasons.append("needs human review: a platform action failed after retries")
-            if any(o.status == "unconfirmed" for o in outcomes):
-                # The platform cannot say whether an interrupted call landed, and it was not repeated.
-                decision.needs_review = True
-                decision.reasons.append("needs human review: a platform action may not have been applied "
-                                        "(interrupted call, not repeated; check the platform)")
-            capped = [o for o in outcomes if o.status == "capped"]
-            if capped:
-                # The circuit breaker withheld a sanction: a person decides it (the case waits for review).
-                decision.decision, decision.needs_review = Decision.REVIEW, True
-                decision.reasons.append("needs human review: " + "; ".join(o.detail for o in capped))
+            # A failed, unconfirmed or capped action sends the case to a person (a capped one waits for review).
+            decision = after_actions(decision, outcomes)
 
         self._stage(Stage.RECORDING, f"decision: {decision.decision.value}")
-        record = CaseRecord(case_id=case_id, event=ev, path="full", screen=screen, decision=decision,
+        record = CaseRecord(case_id=case_id, event=ev, path=CasePath.FULL, screen=screen, decision=decision,
                             context=context, reason=reason, actions=outcomes, stage_ms=stage_ms,
                             policy_version=reason.policy_version or policy.version, workflow_id=info.workflow_id,
                             run_id=info.run_id, completed_at=workflow.now())
@@ -265,7 +260,7 @@ class ModerateEventWorkflow:
         try:
             await workflow.wait_condition(lambda: self._review is not None, timeout=within)
             return True
-        except builtins.TimeoutError:
+        except TimeoutError:  # the builtin: wait_condition timed out
             return False
 
     async def _target_incident(self, inp: ModerateEventInput) -> TargetState | None:
@@ -287,8 +282,10 @@ class ModerateEventWorkflow:
             return None
         return state if state.brigading else None
 
-    async def _escalate(self, inp: ModerateEventInput, decision: DecideResult, severity: Severity) -> DecideResult:
-        """Record the strike in the author's session and apply its escalation ladder's rung."""
+    async def _strike(self, inp: ModerateEventInput, decision: DecideResult,
+                      severity: Severity) -> StrikeResult | None:
+        """Record the strike in the author's session; its answer carries the ladder's rung (None: the
+        session could not be reached)."""
         ev = inp.event
         try:
             strike = await workflow.execute_local_activity(
@@ -302,12 +299,8 @@ class ModerateEventWorkflow:
             )
         except ActivityError as err:
             workflow.logger.warning("user session unavailable, acting without the ladder: %s", err)
-            decision.reasons.append("escalation ladder unavailable: acted on the verdict alone")
-            return decision
-        decision.actions = combine_actions(decision.actions, strike.actions)
-        decision.reasons.append(f"escalation level {strike.level}/{strike.ladder_size} ({strike.rung_label}); "
-                                f"{strike.strikes_active} active strike(s)")
-        return decision
+            return None
+        return strike
 
     async def _screen(self, inp: ModerateEventInput) -> ScreenResult:
         if inp.prescreen is not None:
@@ -369,7 +362,8 @@ class ModerateEventWorkflow:
         except ActivityError as err:
             workflow.logger.error("actions failed after retries: %s", err)
             return [ActionOutcome(action=a.action, connector="", idempotency_key=f"{inp.event.event_id}:{a.action}",
-                                  status="failed", detail=str(err.cause or err)[:300]) for a in decision.actions]
+                                  status=ActionStatus.FAILED, detail=str(err.cause or err)[:300])
+                    for a in decision.actions]
 
     def _finish(self, record: CaseRecord, outcomes: list[ActionOutcome]) -> CaseOutcome:
         d = record.decision

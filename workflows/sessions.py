@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
         strike_weight,
         weighted_score,
     )
-    from domain.models import ActionType, ActResult, ChatEvent, PlannedAction
+    from domain.models import ActionStatus, ActionType, ActResult, ChatEvent, PlannedAction
     from domain.sessions import (
         LiftedSanction,
         PendingLift,
@@ -230,7 +230,7 @@ class UserSessionWorkflow:
                     retry_policy=REVERT_RETRY, summary=f"lift {lift.action.value} of case {lift.case_id}",
                 )
                 outcomes = ", ".join(f"{o.action.value}: {o.status}" for o in result.outcomes)
-                ok = not any(o.status == "failed" for o in result.outcomes)
+                ok = not any(o.status == ActionStatus.FAILED for o in result.outcomes)
                 detail = f"{reason}; {outcomes or 'nothing to lift'}"[:300]
             except ActivityError as err:
                 workflow.logger.error("lifting %s of case %s failed: %s", lift.action, lift.case_id, err)

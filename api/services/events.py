@@ -42,6 +42,7 @@ from core.storage import cases
 from core.storage.keys import KeyInfo
 from domain.models import (
     CaseOutcome,
+    CasePath,
     CaseRecord,
     ChatEvent,
     ModerateEventInput,
@@ -261,7 +262,7 @@ async def _record_prescreened(services: Services,
     False (already recorded), or None when PostgreSQL is unavailable: then the caller starts the
     workflows, which retry until they can."""
     now = datetime.now(UTC)
-    records = [CaseRecord(case_id=ev.event_id, event=ev, path="prescreen", screen=screen,
+    records = [CaseRecord(case_id=ev.event_id, event=ev, path=CasePath.PRESCREEN, screen=screen,
                           decision=clean_decision(screen), policy_version=services.policy.version,
                           completed_at=now, stage_ms={"screen": screen.duration_ms}) for ev, screen in screened]
     try:
