@@ -46,6 +46,7 @@ from core.metrics import (
     ACTIONS_UNCONFIRMED_TOTAL,
     SANCTION_CAP_REACHED_TOTAL,
 )
+from core.storage import actions as ledger
 from domain.actions import RevertInput
 from domain.models import ActInput, ActionOutcome, ActionStatus, ActionType, ActResult, PlannedAction
 from workflows import contract
@@ -135,9 +136,7 @@ class ActionActivities:
         (on Twitch, and for Discord bans, lifting it would lift that ban too). A kept revert gives up this
         case's claim: when the other case is reverted later, the ban is lifted then. Calling again after
         ``kept`` re-checks and lifts the sanction if nothing else holds it any more."""
-        rows = await self.pool.fetch(
-            "SELECT action, request, response FROM actions WHERE case_id = $1 AND status = 'applied' "
-            "AND action = ANY($2::text[]) ORDER BY id", inp.case_id, [a.value for a in ActionType])
+        rows = await ledger.applied_for_case(self.pool, case_id=inp.case_id, actions=[a.value for a in ActionType])
         connector = self.router.for_platform(inp.event.platform)
         return ActResult(outcomes=[await self._revert_one(inp, row, connector) for row in rows])
 
@@ -160,8 +159,8 @@ class ActionActivities:
             return outcome(ActionStatus.DUPLICATE, "already reverted; not repeated")
         if existing == "calling" and (evidence := await _read_back(connector.check_revert, req, connector.name)):
             await self._finish(key, "applied", evidence)
-            return outcome(ActionStatus.REVERTED, f"already reverted by an interrupted attempt ({_detail(evidence)}); "
-                                       "not repeated")
+            return outcome(ActionStatus.REVERTED,
+                           f"already reverted by an interrupted attempt ({_detail(evidence)}); not repeated")
         if blocker := await self._standing_ban(inp, action, row["response"] or {}):
             # Recorded as 'kept': this case no longer claims the ban, so the other case's revert may lift it.
             await self._finish(key, "kept", {"kept": blocker})
@@ -169,7 +168,7 @@ class ActionActivities:
         response = await self._call(key, connector.revert, req, connector.name)
         reversible = response.get("reversible") is not False
         await self._finish(key, "applied" if reversible else "not_reversible", response)
-        return outcome(ActionStatus.REVERTED if reversible else "not_reversible", _detail(response))
+        return outcome(ActionStatus.REVERTED if reversible else ActionStatus.NOT_REVERSIBLE, _detail(response))
 
     async def _standing_ban(self, inp: RevertInput, action: ActionType, applied: JSONDict) -> str:
         """Why reverting would lift a sanction that is not this case's to lift ('' when it would not)."""
@@ -177,41 +176,20 @@ class ActionActivities:
             return ""
         if applied.get("already_banned"):
             return "the user was already banned when this case acted; lifting would lift that ban"
-        other = await self.pool.fetchval(
-            """
-            SELECT a.case_id FROM actions a
-            WHERE a.platform = $1 AND a.request->>'user_id' = $2 AND a.action = 'ban' AND a.status = 'applied'
-              AND a.case_id <> $3
-              AND NOT EXISTS (SELECT 1 FROM actions r WHERE r.idempotency_key = a.case_id || ':revert:ban'
-                              AND r.status IN ('applied', 'kept'))
-            LIMIT 1
-            """, inp.event.platform, inp.event.author_id, inp.case_id)
+        other = await ledger.other_standing_ban(self.pool, platform=inp.event.platform, user_id=inp.event.author_id,
+                                                case_id=inp.case_id)
         return f"case {other} still bans this user; lifting would lift that ban too" if other else ""
 
     async def _claim(self, req: ActionRequest, *, connector: str, status: str, label: str,
                      payload: dict[str, object]) -> str | None:
         """Insert the ledger row; returns the status of an existing row, or None when newly claimed."""
-        row = await self.pool.fetchrow(
-            """
-            WITH ins AS (
-                INSERT INTO actions (idempotency_key, case_id, platform, action, connector, status, request)
-                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING RETURNING status
-            ) SELECT (SELECT status FROM ins) AS new, (SELECT status FROM actions WHERE idempotency_key = $1) AS old
-            """,
-            req.idempotency_key, req.case_id, req.event.platform, label, connector, status, payload,
-        )
-        return None if row["new"] else row["old"]
+        return await ledger.claim(self.pool, key=req.idempotency_key, case_id=req.case_id, platform=req.event.platform,
+                                  label=label, connector=connector, status=status, request=payload)
 
     async def _applied_today(self, inp: ActInput, action: ActionType) -> int:
         """Automated sanctions of this kind applied today in the event's community (platform + channel)."""
-        return int(await self.pool.fetchval(
-            """
-            SELECT count(*) FROM actions
-            WHERE platform = $1 AND action = $2 AND status = 'applied' AND request->>'channel_id' = $3
-              AND request->>'automated' = 'true' AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC')
-            """,
-            inp.event.platform, action.value, inp.event.channel_id,
-        ))
+        return await ledger.applied_today(self.pool, platform=inp.event.platform, action=action.value,
+                                          channel_id=inp.event.channel_id)
 
     async def _call(self, key: str, call: PlatformCall, req: ActionRequest, connector: str) -> JSONDict:
         """The platform call, bracketed by the ledger: 'calling' is committed before the request leaves, so
@@ -229,16 +207,15 @@ class ActionActivities:
             raise _temporal_error(err, req, connector) from err
 
     async def _set_status(self, key: str, status: str) -> None:
-        await self.pool.execute("UPDATE actions SET status = $2 WHERE idempotency_key = $1", key, status)
+        await ledger.set_status(self.pool, key, status)
 
     async def _stored_detail(self, key: str) -> str:
         """What an earlier attempt recorded for an 'unconfirmed' action (repeated in the retry's outcome)."""
-        response = await self.pool.fetchval("SELECT response FROM actions WHERE idempotency_key = $1", key)
+        response = await ledger.stored_response(self.pool, key)
         return str((response or {}).get("unconfirmed", "")) or "unconfirmed by an earlier attempt; not repeated"
 
     async def _finish(self, key: str, status: str, response: dict[str, object]) -> None:
-        await self.pool.execute("UPDATE actions SET status = $2, response = $3 WHERE idempotency_key = $1",
-                                key, status, response)
+        await ledger.finish(self.pool, key, status, response)
 
 
 async def _read_back(check: PlatformCheck, req: ActionRequest, connector: str) -> JSONDict | None:
