@@ -809,6 +809,12 @@ def test_dockerfile_runtime_stage_is_non_root() -> None:
     # Files the code resolves next to itself (core/db.py MIGRATIONS_DIR, core/policies.py) must be in the image.
     for needed in ("core/", "policies/"):
         assert re.search(rf"^COPY\s+{needed}", final, flags=re.M), f"the runtime image lacks {needed}"
+    # Every package the wheel is built from (pyproject's packages.find) is in the build context and at /app.
+    include = re.search(r"^include = \[(.*)\]", (REPO / "pyproject.toml").read_text(), flags=re.M)
+    assert include is not None
+    for pkg in re.findall(r'"(\w+)\*"', include.group(1)):
+        assert re.search(rf"^COPY\s+{pkg}/\s+{pkg}/", text, flags=re.M), f"the wheel build lacks {pkg}/"
+        assert re.search(rf"^COPY\s+{pkg}/\s+/app/{pkg}/", final, flags=re.M), f"the runtime image lacks {pkg}/"
     assert "[embedded]" not in text.replace("`[embedded]`", ""), "containers use real servers, not the embedded extra"
     ignore = (REPO / ".dockerignore").read_text().split()
     for must in (".git", ".venv", ".env", ".data"):
