@@ -1,4 +1,5 @@
-"""Context retrieval: similar confirmed violations from Qdrant, author/target history from PostgreSQL.
+"""Context retrieval (similar confirmed violations from Qdrant, author/target history from PostgreSQL) and
+recording the case (its row, audit entry and, for a confirmed violation, its similar-case vector).
 
 The embedding comes from screening (one encoder pass per event); this activity never encodes text.
 """
@@ -15,9 +16,8 @@ from qdrant_client import AsyncQdrantClient, models
 from temporalio import activity
 
 from core.metrics import EVENTS_PROCESSED_TOTAL, STAGE_DURATION_MS
-from core.storage import cases, reviews
+from core.storage import cases
 from domain.models import CaseContext, CaseRecord, ContextInput, Decision, SimilarCase
-from domain.reviews import ReviewEscalation, ReviewRecord
 from workflows import contract
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,3 @@ class RecordActivities:
         if self.index and rec.decision.decision == Decision.ACTION and rec.screen.embedding:
             await self.index.add(rec)  # idempotent: the point id derives from the case id
         return inserted
-
-    @activity.defn(name=contract.RECORD_REVIEW)
-    async def record_review(self, rec: ReviewRecord) -> bool:
-        return await reviews.record_review(self.pool, rec)
-
-    @activity.defn(name=contract.ESCALATE_REVIEW)
-    async def escalate_review(self, esc: ReviewEscalation) -> None:
-        await reviews.escalate_review(self.pool, esc)

@@ -107,12 +107,13 @@ async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExit
         spec.max_concurrent_activities = _SCREENING_THREADS
     elif queue == contract.CONTEXT_QUEUE:
         from activities.context import ContextActivities, RecordActivities
+        from activities.reviews import ReviewActivities
 
         pool = await _pool(settings, stack)
         index = await _case_index(settings, stack)
-        record = RecordActivities(pool, index)
-        spec.activities = [ContextActivities(pool, index).retrieve_context, record.record_case, record.record_review,
-                           record.escalate_review]
+        review = ReviewActivities(pool)
+        spec.activities = [ContextActivities(pool, index).retrieve_context, RecordActivities(pool, index).record_case,
+                           review.record_review, review.escalate_review]
     elif queue == contract.REASONING_QUEUE:
         from activities.reasoning import ReasoningActivities
 
