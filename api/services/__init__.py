@@ -1,0 +1,1 @@
+"""Orchestration shared by the JSON API and the console (routes stay thin)."""
