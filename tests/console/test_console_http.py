@@ -1,0 +1,166 @@
+"""The console over plain HTTP against the in-process app (real PostgreSQL, Redis, Temporal): sign-in
+rules, sessions, CSRF, and that bad input of every kind answers a 4xx page that says what to do."""
+
+from __future__ import annotations
+
+import re
+from contextlib import aclosing
+
+import asyncpg
+import httpx
+import pytest
+
+from core.keys import Role, create_key
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def _token(html: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert m, "no CSRF token in the page"
+    return m.group(1)
+
+
+async def _sign_in(api: httpx.AsyncClient, key: str) -> tuple[httpx.AsyncClient, str]:
+    """A separate cookie jar per moderator; returns the client and the session's CSRF token."""
+    client = httpx.AsyncClient(transport=api._transport, base_url="http://test")  # noqa: SLF001
+    page = await client.get("/console/login")
+    r = await client.post("/console/login", data={"csrf_token": _token(page.text), "api_key": key,
+                                                   "next": "/console/queue"})
+    assert r.status_code == 303 and r.headers["location"] == "/console/queue", r.text
+    queue = await client.get("/console/queue")
+    assert queue.status_code == 200
+    return client, _token(queue.text)
+
+
+async def test_pages_need_a_session_and_send_security_headers(api: httpx.AsyncClient) -> None:
+    r = await api.get("/console/queue")
+    assert r.status_code == 303 and r.headers["location"].startswith("/console/login?next=%2Fconsole%2Fqueue")
+    login = await api.get("/console/login")
+    assert login.status_code == 200
+    assert login.headers["content-security-policy"].startswith("default-src 'self'")
+    assert login.headers["x-frame-options"] == "DENY"
+    cookie = login.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    # htmx is served from the package (vendored, with its licence), never from a CDN.
+    js = await api.get("/console/static/htmx.min.js")
+    assert js.status_code == 200 and js.text.startswith("/*! htmx 2.") and "BSD" in js.text.splitlines()[0]
+    assert "https://" not in login.text.replace("https://htmx.org", "")
+
+
+async def test_sign_in_refuses_ingest_keys_bad_keys_and_stale_forms(api: httpx.AsyncClient,
+                                                                   keys: dict[str, str]) -> None:
+    client = httpx.AsyncClient(transport=api._transport, base_url="http://test")  # noqa: SLF001
+    async with aclosing(client):
+        token = _token((await client.get("/console/login")).text)
+        r = await client.post("/console/login", data={"csrf_token": token, "api_key": keys["ingest"]})
+        assert r.status_code == 403 and "role &#39;ingest&#39;, which cannot sign in" in r.text
+        assert "safety_console=" not in r.headers.get("set-cookie", "")
+        token = _token(r.text)
+        r = await client.post("/console/login", data={"csrf_token": token, "api_key": "sk_nope"})
+        assert r.status_code == 401 and "unknown or revoked API key" in r.text
+        r = await client.post("/console/login", data={"csrf_token": _token(r.text), "api_key": "  "})
+        assert r.status_code == 422
+        # Without the login form's token (a cross-site post), nothing is checked and nobody is signed in.
+        fresh = httpx.AsyncClient(transport=api._transport, base_url="http://test")  # noqa: SLF001
+        async with fresh:
+            r = await fresh.post("/console/login", data={"csrf_token": "forged", "api_key": keys["moderator"]})
+            assert r.status_code == 403 and "CSRF" in r.text
+            assert "safety_console=" not in r.headers.get("set-cookie", "")
+
+
+async def test_csrf_token_is_required_on_every_form(api: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    client, csrf = await _sign_in(api, keys["moderator"])
+    async with aclosing(client):
+        for path, data in [("/console/queue/claim-next", {}), ("/console/cases/abc/claim", {}),
+                           ("/console/cases/abc/decision", {"violation": "no"}),
+                           ("/console/cases/abc/overturn", {"reason": "x"}), ("/console/preferences", {"blur": "off"}),
+                           ("/console/appeals/abc/decision", {"outcome": "uphold"}), ("/console/logout", {})]:
+            for token in (None, "wrong", csrf[:-1]):
+                body = {**data, **({"csrf_token": token} if token else {})}
+                r = await client.post(path, data=body)
+                assert r.status_code == 403 and "CSRF check failed" in r.text, (path, token, r.status_code)
+        # Still signed in: the refused sign-out did nothing.
+        assert (await client.get("/console/queue")).status_code == 200
+
+
+async def test_bad_ids_filters_and_forms_answer_4xx_pages(api: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    client, csrf = await _sign_in(api, keys["moderator"])
+    async with aclosing(client):
+        gets = {
+            "/console/cases/no-such-case": (404, "no case with id no-such-case"),
+            "/console/cases/bad%20id": (404, "not a valid id"),
+            "/console/cases/" + "x" * 300: (404, "not a valid id"),
+            "/console/cases/%27%3B--/live": (404, "not a valid id"),
+            "/console/queue?category=spam": (422, "category &#39;spam&#39; is unknown"),
+            "/console/queue?queue=vip": (422, "choose standard or senior"),
+            "/console/queue?platform=DISCORD!": (422, "platform"),
+            "/console/queue?clause=%3Cscript%3E": (422, "policy clause"),
+            "/console/queue?sort=new": (422, "unknown filter &#39;sort&#39;"),
+            "/console/queue/rows?channel=" + "c" * 200: (422, "channel is not valid"),
+            "/console/overview?window=30m": (422, "choose 1h, 24h or 7d"),
+            "/console/appeals?status=maybe": (422, "choose open, upheld, overturned or all"),
+            "/console/users/Discord/u1": (404, "platform"),
+            "/console/users/discord/bad%20user": (404, "user id"),
+            "/console/admin/audit": (403, "the audit log is for admins"),
+            "/console/nothing/here": (404, "no console page"),
+        }
+        for path, (status, text) in gets.items():
+            r = await client.get(path)
+            assert r.status_code == status and text in r.text, (path, r.status_code, r.text[-600:])
+        posts = {
+            "/console/cases/no-such-case/decision": ({"violation": "no"}, 404, "no case with id"),
+            "/console/cases/c1/decision": ({}, 422, "choose whether the message violates"),
+            "/console/cases/c2/decision": ({"violation": "yes", "category": "none"}, 422, "needs a category"),
+            "/console/cases/c3/decision": ({"violation": "yes", "category": "threat", "actions": "nuke"}, 422,
+                                           "unknown action"),
+            "/console/cases/c4/decision": ({"violation": "yes", "category": "threat", "timeout_minutes": "soon"}, 422,
+                                           "whole number"),
+            "/console/cases/c5/decision": ({"violation": "yes", "category": "threat", "timeout_minutes": "99999"}, 422,
+                                           "timeout_minutes"),
+            "/console/cases/c6/decision": ({"violation": "no", "note": "n" * 2001}, 422, "note"),
+            "/console/cases/no-such-case/claim": ({}, 404, "no case with id"),
+            "/console/cases/no-such-case/overturn": ({"reason": "wrong"}, 404, "no case with id"),
+            "/console/cases/c7/overturn": ({"reason": "   "}, 422, "needs a reason"),
+            "/console/appeals/no-such-appeal/decision": ({"outcome": "uphold"}, 404, "no appeal"),
+            "/console/appeals/a1/decision": ({"outcome": "maybe"}, 422, "choose uphold or overturn"),
+            "/console/appeals/a2/decision": ({"outcome": "overturn", "note": ""}, 422, "needs a note"),
+            "/console/preferences": ({"blur": "sometimes"}, 422, "blur must be"),
+        }
+        for path, (data, status, text) in posts.items():
+            r = await client.post(path, data={**data, "csrf_token": csrf})
+            assert r.status_code == status and text in r.text, (path, r.status_code, r.text[-600:])
+
+
+async def test_moderator_cannot_open_admin_pages_and_admin_can(api: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    mod, _ = await _sign_in(api, keys["moderator"])
+    admin, _ = await _sign_in(api, keys["admin"])
+    async with aclosing(mod), aclosing(admin):
+        assert "Audit log (admin)" not in (await mod.get("/console/queue")).text
+        r = await mod.get("/console/admin/audit")
+        assert r.status_code == 403 and "role &#39;moderator&#39;" in r.text
+        r = await admin.get("/console/admin/audit")
+        assert r.status_code == 200 and 'data-testid="audit"' in r.text
+
+
+async def test_sessions_expire_end_at_sign_out_and_die_with_their_key(api: httpx.AsyncClient,
+                                                                      pool: asyncpg.Pool) -> None:
+    key = await create_key(pool, name="console-expiry", role=Role.MODERATOR)
+    client, csrf = await _sign_in(api, key)
+    async with aclosing(client):
+        await pool.execute("UPDATE console_sessions SET expires_at = now() - interval '1 second' "
+                           "WHERE moderator = 'console-expiry'")
+        r = await client.get("/console/queue")
+        assert r.status_code == 303 and r.headers["location"].startswith("/console/login")
+    client, csrf = await _sign_in(api, key)
+    async with aclosing(client):
+        r = await client.post("/console/logout", data={"csrf_token": csrf})
+        assert r.status_code == 303
+        # The server forgot the session: replaying the old cookie does not sign anyone in.
+        assert await pool.fetchval("SELECT count(*) FROM console_sessions WHERE moderator = 'console-expiry' "
+                                   "AND expires_at > now()") == 0
+    client, csrf = await _sign_in(api, key)
+    async with aclosing(client):
+        await pool.execute("UPDATE api_keys SET revoked_at = now() WHERE name = 'console-expiry'")
+        r = await client.get("/console/queue")
+        assert r.status_code == 303, "a revoked key's console session must end at once"
