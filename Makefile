@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast test-slow lint bench clean help
+.PHONY: install browser run test test-fast test-slow lint bench clean help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,14 +17,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the system with its embedded servers and test tools
 
+browser: ## Debian's chromium for the console's browser tests (apt-get, only when it is missing)
+	@if [ -x /usr/bin/chromium ] || [ -n "$$SAFETY_CHROMIUM" ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then echo "no apt-get: install chromium yourself (or set SAFETY_CHROMIUM)"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
+
 run: install ## Install, then start the whole system (Temporal + UI, PostgreSQL, Redis, Qdrant, API, workers)
 	$(VENV)/bin/safety up
 
-test: install ## What CI runs: the default suite, then the fault-injection suite (about 10 minutes)
+test: install browser ## What CI runs: the default suite, then the fault-injection suite (about 10 minutes)
 	$(PY) -m pytest -q
 	$(PY) -m pytest -q -m slow
 
-test-fast: install ## The default suite only (unit, workflow, API, end-to-end; about 2 minutes)
+test-fast: install browser ## The default suite only (unit, workflow, API, end-to-end; about 2 minutes)
 	$(PY) -m pytest -q
 
 test-slow: install ## The fault-injection suite only (marker `slow`: 1,000 events per scenario, about 10 minutes)

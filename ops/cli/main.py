@@ -217,11 +217,13 @@ def _mount_subcommands() -> None:
     (onnxruntime, torch for training) happen inside their commands, so `safety --help` stays fast."""
     from ops.cli import audit as audit_cli
     from ops.cli import bench as bench_cli
+    from ops.cli import demo as demo_cli
     from ops.cli import model as model_cli
 
     app.add_typer(model_cli.app, name="model", help="Train, evaluate and run the screening model.")
     app.add_typer(audit_cli.app, name="audit", help="Check the hash-chained audit log.")
     app.add_typer(bench_cli.app, name="bench", help="Measure latency and throughput.")
+    app.command("demo")(demo_cli.demo)
 
 
 _mount_subcommands()
