@@ -56,7 +56,7 @@ class Sent:
     event_id: str
 
 
-def _event(author: str, content: str, *, target: str = "", channel: str = "general") -> dict[str, Any]:
+def _event(author: str, content: str, *, target: str, channel: str = "general") -> dict[str, Any]:
     return {"event_type": "message", "platform": "discord", "channel_id": channel, "user_id": target,
             "author_id": author, "content": content, "message_id": uuid.uuid4().hex,
             "metadata": {"user_reputation": 0.8, "author_reputation": 0.5, "channel_history_count": 200}}
@@ -70,7 +70,8 @@ def scenario(seed: int = 7) -> list[tuple[str, dict[str, Any], float]]:
 
     def chat(n: int) -> None:
         for _ in range(n):
-            steps.append(("ordinary chat", _event(rng.choice(people), rng.choice(_CHAT)), 0.15))
+            author, to = rng.sample(people, 2)  # chat is addressed to someone: the API's user_id
+            steps.append(("ordinary chat", _event(author, rng.choice(_CHAT), target=to), 0.15))
 
     chat(10)
     for i, line in enumerate(_HARASSER):  # the harasser, between ordinary messages
@@ -150,7 +151,7 @@ def demo(
     wait: Annotated[float, typer.Option(min=0.0, max=600.0, help="Seconds to wait for every case's outcome.")] = 90.0,
 ) -> None:
     """Push a realistic mixed scenario through the running stack: ordinary chat, an escalating harasser,
-    a brigading raid on one target, a threat and an appeal (about 80 events), with a progress bar.
+    a brigading raid on one target, a threat and an appeal (about 60 events), with a progress bar.
 
     Start the stack first (`make run`). Then open the console at http://localhost:8001/console (sign in with
     the development key from .data/dev-api-key, or a moderator key from `safety keys create --role moderator`),
