@@ -365,8 +365,9 @@ async def case_page(services: Services, *, session: ConsoleSession, case_id: str
                                            recent=6)) if case.get("target_id") else None
     state, state_note = await _session_state(services, platform=case["platform"], user_id=case["author_id"])
     severity = (verdict or {}).get("severity") or Severity.MEDIUM.value
-    preview_category = case["category"] if case["category"] != HarmCategory.NONE.value else (
-        (verdict or {}).get("category") or HarmCategory.TARGETED_INSULT.value)
+    # The category a confirmation would most likely carry: the case's, else the verdict's, else an insult.
+    preview_category = next((c for c in (case["category"], (verdict or {}).get("category"))
+                             if c and c != HarmCategory.NONE.value), HarmCategory.TARGETED_INSULT.value)
     preview = ladder_preview(state, services=services, platform=case["platform"], category=preview_category,
                              severity=severity)
     wid = case.get("workflow_id") or workflow_id(case_id)
