@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -371,4 +372,29 @@ async def test_appeals_queue_decide(browser: Any, stack: StackProcess, keys: dic
     await page.wait_for_url("**/console/login")
     await page.goto("/console/appeals")
     assert "/console/login" in page.url
+    await _close(page)
+
+
+async def test_safety_demo_fills_the_console(browser: Any, stack: StackProcess, keys: dict[str, str],
+                                             cases: dict[str, str]) -> None:
+    """`safety demo` as a newcomer runs it (the stack's own settings and development key), then the
+    console shows the raid's brigading flag and the appeal it filed."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "core.cli.main", "demo", "--speed", "10", "--wait", "90", cwd=REPO, env=stack.env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "sent 61 events" in text and "still running" not in text, text
+    assert "brigading flag raised on streamer_sam" in text, text
+    assert re.search(r"appeal \S+ filed against case", text), text
+    page = await _page(browser, stack, keys["alice"])
+    await page.goto("/console/queue?channel=live-chat")
+    assert await page.locator("#queue-rows tr[data-case-id]").count() >= 1, "the raid's unsure cases wait for review"
+    await page.goto("/console/users/discord/raider22")  # the last raider: the flag is up by then
+    await page.get_by_test_id("user-history").locator("a[href^='/console/cases/']").first.click()
+    flag = await page.get_by_test_id("brigading").inner_text()
+    assert re.search(r"brigading: (\d+) distinct authors aimed harmful messages at streamer_sam", flag), flag
+    await page.goto("/console/appeals")
+    assert "quoting a meme" in await page.get_by_test_id("appeals").inner_text()
     await _close(page)
