@@ -33,7 +33,7 @@ from core import keys, reporting
 from core.keys import KeyInfo, Role
 from core.temporal import workflow_id
 from domain.escalation import ladder_for, level_for_score, rung_actions, strike_weight, weighted_score
-from domain.models import ActionType, HarmCategory, PlannedAction, Severity
+from domain.models import ActionType, HarmCategory, LLMVerdict, PlannedAction, Severity
 from domain.sessions import UserSessionState, user_session_id
 
 log = logging.getLogger(__name__)
@@ -350,7 +350,12 @@ async def case_page(services: Services, *, session: ConsoleSession, case_id: str
         return None
     reasons = list(case.get("reasons") or [])
     reasoning = case.get("reasoning") or {}
-    verdict = reasoning.get("verdict")
+    verdict: dict[str, Any] | None = None
+    if reasoning.get("verdict") is not None:
+        try:
+            verdict = LLMVerdict.model_validate(reasoning["verdict"]).model_dump(mode="json")
+        except ValidationError:
+            reasoning = {**reasoning, "detail": (reasoning.get("detail") or "") + " (the stored verdict is unreadable)"}
     context = case.get("context") or {}
     similar = list(context.get("similar_cases") or [])
     if similar:

@@ -253,6 +253,8 @@ async def test_claim_read_decide_overturn_and_the_stats_follow(browser: Any, sta
     assert "Overturn started" in (await page.get_by_test_id("flash").inner_text())
     # The live section refreshes itself (every 5 s) until the appeal workflow has reverted the case.
     await page.get_by_test_id("false-positive").wait_for(timeout=60_000)
+    appeals = await page.get_by_test_id("case-appeals").inner_text()
+    assert "overturned" in appeals and "revert:" in appeals, appeals
     case = _case(stack, cases["main"])
     assert case["false_positive"] is True
     assert case["appeals"][-1]["status"] == "overturned" and case["appeals"][-1]["decided_by"] == "moderator:alice"
@@ -391,8 +393,11 @@ async def test_safety_demo_fills_the_console(browser: Any, stack: StackProcess, 
     page = await _page(browser, stack, keys["alice"])
     await page.goto("/console/queue?channel=live-chat")
     assert await page.locator("#queue-rows tr[data-case-id]").count() >= 1, "the raid's unsure cases wait for review"
-    await page.goto("/console/users/discord/raider22")  # the last raider: the flag is up by then
-    await page.get_by_test_id("user-history").locator("a[href^='/console/cases/']").first.click()
+    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}) as http:
+        raid = (await http.get("/v1/cases", params={"channel": "live-chat", "limit": 50})).json()["items"]
+        flagged = [c["case_id"] for c in raid if "brigading" in " ".join(_case(stack, c["case_id"])["reasons"])]
+    assert flagged, "the raid raised no brigading flag"
+    await page.goto(f"/console/cases/{flagged[0]}")
     flag = await page.get_by_test_id("brigading").inner_text()
     assert re.search(r"brigading: (\d+) distinct authors aimed harmful messages at streamer_sam", flag), flag
     await page.goto("/console/appeals")

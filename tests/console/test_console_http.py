@@ -4,6 +4,7 @@ rules, sessions, CSRF, and that bad input of every kind answers a 4xx page that 
 from __future__ import annotations
 
 import re
+import uuid
 from contextlib import aclosing
 
 import asyncpg
@@ -164,3 +165,50 @@ async def test_sessions_expire_end_at_sign_out_and_die_with_their_key(api: httpx
         await pool.execute("UPDATE api_keys SET revoked_at = now() WHERE name = 'console-expiry'")
         r = await client.get("/console/queue")
         assert r.status_code == 303, "a revoked key's console session must end at once"
+
+
+async def test_queue_shows_sla_breach_senior_queue_brigading_and_claims(api: httpx.AsyncClient, pool: asyncpg.Pool,
+                                                                       keys: dict[str, str]) -> None:
+    """A case row as the workflow records one that waited past its SLA and moved to the senior queue."""
+    case_id = f"console-{uuid.uuid4().hex[:12]}"
+    channel = f"raid-{uuid.uuid4().hex[:8]}"  # a channel no other test uses, to filter on
+    await pool.execute(
+        """
+        INSERT INTO cases (case_id, platform, channel_id, author_id, target_id, event_type, content, path, risk_score,
+                           category, category_scores, decision, needs_review, reasons, reasoning, received_at,
+                           completed_at, review_status, review_queue)
+        VALUES ($1, 'discord', $4, 'raider-x', 'sam', 'message', 'you are pathetic', 'full', 0.91,
+                'targeted_insult', '{"targeted_insult": 0.91}', 'review', true, $2, $3, now() - interval '2 hours',
+                now() - interval '2 hours', 'pending', 'senior')
+        """, case_id,
+        ["risk 0.910 >= review threshold 0.19", "needs human review: LLM provider unavailable: connection refused",
+         "brigading: 21 distinct authors aimed harmful messages at sam within 60s; moderators notified"],
+        {"status": "unavailable", "detail": "connection refused"}, channel)
+    mod, csrf = await _sign_in(api, keys["moderator"])
+    admin, admin_csrf = await _sign_in(api, keys["admin"])
+    async with aclosing(mod), aclosing(admin):
+        page = (await mod.get(f"/console/queue?channel={channel}")).text
+        row = page[page.index(f'data-case-id="{case_id}"'):]
+        row = row[:row.index("</tr>")]
+        assert "SLA breached" in row and "senior" in row and "brigading" in row
+        assert "LLM provider unavailable: connection refused" in row
+        assert case_id not in (await mod.get(f"/console/queue?channel={channel}&queue=standard")).text
+        assert case_id in (await mod.get(f"/console/queue/rows?channel={channel}&queue=senior")).text
+        case_page = (await mod.get(f"/console/cases/{case_id}")).text
+        assert "No verdict: reasoning status <strong>unavailable</strong> (connection refused)" in case_page
+        assert "brigading: 21 distinct authors" in case_page and "SLA breached" in case_page
+        # The admin claims it; the moderator can neither claim nor decide it, and claim-next passes it by.
+        r = await admin.post(f"/console/cases/{case_id}/claim", data={"csrf_token": admin_csrf})
+        assert r.status_code == 303
+        r = await mod.post(f"/console/cases/{case_id}/claim", data={"csrf_token": csrf})
+        assert r.status_code == 409 and "is claimed by test-admin" in r.text
+        r = await mod.post(f"/console/cases/{case_id}/decision", data={"csrf_token": csrf, "violation": "no"})
+        assert r.status_code == 409 and "only the claim holder may decide it" in r.text
+        r = await mod.post(f"/console/queue/claim-next?channel={channel}", data={"csrf_token": csrf})
+        assert r.status_code == 303 and r.headers["location"].startswith("/console/queue")
+        assert "Nothing to claim" in (await mod.get(r.headers["location"])).text
+        # The holder's decision reaches Temporal, which has no workflow waiting: a 409 that says so.
+        r = await admin.post(f"/console/cases/{case_id}/decision", data={"csrf_token": admin_csrf, "violation": "no"})
+        assert r.status_code == 409 and "no running workflow waiting for a review" in r.text
+        user = await mod.get("/console/users/discord/raider-x")
+        assert user.status_code == 200 and "no live strikes" in user.text and case_id[:12] in user.text
