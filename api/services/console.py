@@ -309,6 +309,21 @@ async def _session_state(services: Services, *, platform: str, user_id: str) -> 
         return None, f"the session did not answer its state query: {err}"
 
 
+async def workflow_state(services: Services, *, wid: str) -> dict[str, Any]:
+    """The live state of a case's workflow as the Temporal server sees it (no worker round trip):
+    running or closed, the activities in flight (with their attempt), the history length."""
+    try:
+        desc = await services.temporal.get_workflow_handle(wid).describe(rpc_timeout=timedelta(seconds=2))
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return {"status": "not found", "detail": "the workflow's history has expired (retention)"}
+        return {"status": "unknown", "detail": "the workflow service did not answer; retry"}
+    raw = desc.raw_description
+    pending = [f"{a.activity_type.name} (attempt {a.attempt})" for a in raw.pending_activities]
+    return {"status": desc.status.name.lower() if desc.status else "unknown", "pending": pending,
+            "history_length": raw.workflow_execution_info.history_length, "detail": ""}
+
+
 @dataclass
 class LadderPreview:
     level_now: int
@@ -376,6 +391,7 @@ async def case_page(services: Services, *, session: ConsoleSession, case_id: str
     preview = ladder_preview(state, services=services, platform=case["platform"], category=preview_category,
                              severity=severity)
     wid = case.get("workflow_id") or workflow_id(case_id)
+    live = await workflow_state(services, wid=wid)
     blur_pref = await blur_preference(services, moderator=session.moderator)
     open_appeal = next((a for a in case["appeals"] if a["status"] == "open"), None)
     timeline = [{"at": case["received_at"], "what": "received", "who": case["platform"]},
@@ -389,7 +405,7 @@ async def case_page(services: Services, *, session: ConsoleSession, case_id: str
         "brigading": brigading_note(reasons), "reasoning": reasoning, "verdict": verdict,
         "similar": similar, "author": author, "target": target, "strikes": state, "strikes_note": state_note,
         "preview": preview, "preview_category": preview_category, "preview_severity": severity,
-        "temporal_url": temporal_ui_url(services.settings, wid), "workflow_id": wid,
+        "temporal_url": temporal_ui_url(services.settings, wid), "workflow_id": wid, "workflow": live,
         "blur": blur_pref and case["category"] in SENSITIVE_CATEGORIES, "blur_pref": blur_pref,
         "pending": case.get("review_status") == "pending", "claim": case.get("claim"),
         "can_overturn": case["decision"] == "action" and not case.get("false_positive") and open_appeal is None,

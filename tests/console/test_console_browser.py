@@ -226,6 +226,7 @@ async def test_claim_read_decide_overturn_and_the_stats_follow(browser: Any, sta
     assert (await similar.locator(f"a[href='/console/cases/{cases['actioned']}']").count()) == 1, similar_text
     assert "action" in (await similar.inner_text())
     assert "level 0 → 1: warn." in (await page.get_by_test_id("ladder-preview").inner_text())
+    assert "running, waiting for a moderator's decision" in await page.get_by_test_id("workflow-state").inner_text()
     link = (await page.get_by_test_id("temporal-link").get_attribute("href"))
     assert link and link.endswith(f"/workflows/event-{cases['main']}")
     await _shot(page, "console-case.png")
@@ -243,6 +244,7 @@ async def test_claim_read_decide_overturn_and_the_stats_follow(browser: Any, sta
     actions = (await page.get_by_test_id("actions").inner_text())
     assert "delete" in actions and "applied" in actions
     assert (await page.get_by_test_id("review-status").inner_text()) == "decided"
+    await page.get_by_test_id("workflow-state").filter(has_text=": completed").wait_for(timeout=30_000)
     case = _case(stack, cases["main"])
     assert case["review"]["reviewer"] == "alice" and case["decision"] == "action"
     review_audit = [a for a in case["audit"] if a["kind"] == "review"]
