@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -161,12 +162,15 @@ def _filters(request: Request) -> QueueFilters:
     return f
 
 
-async def _page(request: Request, build: Any) -> Response:
+PageBuilder = Callable[[Services, ConsoleSession], Awaitable[Response]]
+
+
+async def _page(request: Request, build: PageBuilder) -> Response:
     """Run a page handler: sign-in redirects and ConsoleErrors become pages, never a 500 on input."""
     session: ConsoleSession | None = None
     try:
         services, session = await _session(request)
-        return await build(services, session)  # type: ignore[no-any-return]
+        return await build(services, session)
     except _Redirect as r:
         if request.headers.get("HX-Request"):
             resp = Response(status_code=401, headers={"HX-Redirect": r.url})
@@ -256,14 +260,13 @@ async def queue_rows(request: Request) -> Response:
 @router.post("/queue/claim-next")
 async def claim_next(request: Request) -> Response:
     async def build(services: Services, session: ConsoleSession) -> Response:
-        form = await _form(request, session)
+        await _form(request, session)
         filters = _filters(request)
         case_id = await svc.claim_next(services, session=session, filters=filters)
         if case_id is None:
             await svc.set_flash(services, session=session, message="Nothing to claim: every case in this queue is "
                                                                     "decided or claimed by someone else.")
             return redirect("/console/queue?" + urlencode(filters.query()))
-        del form
         return redirect(f"/console/cases/{quote(case_id)}")
 
     return await _page(request, build)
