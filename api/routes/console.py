@@ -208,12 +208,12 @@ async def login(request: Request) -> Response:
     try:
         token, session = await svc.sign_in(services, api_key=_text(form, "api_key"))
     except ConsoleError as err:
-        token = secrets.token_urlsafe(24)
-        response = render(request, "console/login.html", {"login_csrf": token, "next": nxt, "error": err.message},
-                          status=err.status)
-        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/console",
-                            secure=request.url.scheme == "https", max_age=3600)
-        return response
+        fresh = secrets.token_urlsafe(24)
+        page = render(request, "console/login.html", {"login_csrf": fresh, "next": nxt, "error": err.message},
+                      status=err.status)
+        page.set_cookie(LOGIN_CSRF_COOKIE, fresh, httponly=True, samesite="strict", path="/console",
+                        secure=request.url.scheme == "https", max_age=3600)
+        return page
     response = redirect(nxt)
     response.set_cookie(svc.COOKIE_NAME, token, httponly=True, samesite="strict", path="/console",
                         secure=request.url.scheme == "https", max_age=int(svc.SESSION_TTL.total_seconds()))
