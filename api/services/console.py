@@ -2,10 +2,11 @@
 
 The console's pages (``api/routes/console.py``) call only this module. It signs moderators in
 (server-side sessions in PostgreSQL, CSRF tokens bound to the session), reads cases, the review queue,
-users and stats through ``core.reporting``, and performs decisions, claims and overturns through the
-very same code paths as the JSON API (``api.routes.reviews`` / ``api.routes.appeals``), so a decision
-made in the browser is validated, delivered to the waiting workflow and audited exactly as one made
-with curl, under the moderator's key name.
+users and stats through ``core.storage`` (its own SQL in ``core.storage.console``), and performs
+decisions, claims and overturns through the very same services as the JSON API
+(``api.services.reviews`` / ``api.services.appeals``), so a decision made in the browser is validated,
+delivered to the waiting workflow and audited exactly as one made with curl, under the moderator's key
+name.
 """
 
 from __future__ import annotations
@@ -25,16 +26,26 @@ from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Services, charge
-from api.routes import appeals as appeals_routes
-from api.routes import reviews as review_routes
-from api.routes.cases import temporal_ui_url
 from api.schemas_reporting import AppealDecisionIn, ReviewDecisionIn
-from core import keys, reporting
-from core.keys import KeyInfo, Role
-from core.temporal import workflow_id
-from domain.escalation import ladder_for, level_for_score, rung_actions, strike_weight, weighted_score
+from api.services import appeals as appeal_service
+from api.services import reviews as review_service
+from api.services.cases import temporal_ui_url
+from core.storage import appeals, audit, cases, keys, stats
+from core.storage import console as store
+from core.storage.common import Conflict, NotActionable
+from core.storage.keys import KeyInfo, Role
+from core.storage.reviews import DEFAULT_CLAIM_MINUTES
+from domain.escalation import (
+    decayed_weight,
+    ladder_for,
+    level_for_score,
+    rung_actions,
+    strike_weight,
+    weighted_score,
+)
 from domain.models import ActionType, HarmCategory, LLMVerdict, PlannedAction, Severity
-from domain.sessions import UserSessionState, user_session_id
+from domain.sessions import UserSessionState
+from workflows.contract import STATE_QUERY, event_workflow_id, user_session_id
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +113,8 @@ async def sign_in(services: Services, *, api_key: str) -> tuple[str, ConsoleSess
                                 "(`safety keys create --name NAME --role moderator`)")
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     expires = datetime.now(UTC) + SESSION_TTL
-    async with services.pool.acquire() as conn, conn.transaction():
-        await conn.execute("DELETE FROM console_sessions WHERE expires_at < now()")
-        await conn.execute(
-            "INSERT INTO console_sessions (token_hash, key_id, moderator, role, csrf_token, expires_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6)", _hash(token), info.id, info.name, info.role.value, csrf, expires)
+    await store.create_session(services.pool, token_hash=_hash(token), key_id=info.id, moderator=info.name,
+                               role=info.role.value, csrf_token=csrf, expires_at=expires)
     log.info("console sign-in", extra={"moderator": info.name, "role": info.role.value})
     return token, ConsoleSession(_hash(token), info, csrf, expires)
 
@@ -115,12 +123,7 @@ async def load_session(services: Services, *, token: str | None) -> ConsoleSessi
     """The live session for a cookie token, or None (no cookie, expired, signed out, or key revoked)."""
     if not token or len(token) > 128:
         return None
-    row = await services.pool.fetchrow(
-        """
-        SELECT s.token_hash, s.key_id, s.moderator, s.role, s.csrf_token, s.expires_at, k.prefix
-        FROM console_sessions s JOIN api_keys k ON k.id = s.key_id AND k.revoked_at IS NULL
-        WHERE s.token_hash = $1 AND s.expires_at > now()
-        """, _hash(token))
+    row = await store.live_session(services.pool, token_hash=_hash(token))
     if row is None:
         return None
     return ConsoleSession(row["token_hash"], KeyInfo(row["key_id"], row["moderator"], Role(row["role"]), row["prefix"]),
@@ -128,7 +131,7 @@ async def load_session(services: Services, *, token: str | None) -> ConsoleSessi
 
 
 async def sign_out(services: Services, *, session: ConsoleSession) -> None:
-    await services.pool.execute("DELETE FROM console_sessions WHERE token_hash = $1", session.token_hash)
+    await store.delete_session(services.pool, token_hash=session.token_hash)
 
 
 def csrf_ok(session: ConsoleSession, submitted: str | None) -> bool:
@@ -144,28 +147,22 @@ async def count_request(services: Services, *, session: ConsoleSession) -> None:
 
 
 async def set_flash(services: Services, *, session: ConsoleSession, message: str) -> None:
-    await services.pool.execute("UPDATE console_sessions SET flash = $2 WHERE token_hash = $1", session.token_hash,
-                                message[:1000])
+    await store.set_flash(services.pool, token_hash=session.token_hash, message=message)
 
 
 async def pop_flash(services: Services, *, session: ConsoleSession) -> str | None:
-    return await services.pool.fetchval(  # type: ignore[no-any-return]
-        "UPDATE console_sessions s SET flash = NULL FROM (SELECT flash FROM console_sessions WHERE token_hash = $1 "
-        "FOR UPDATE) old WHERE s.token_hash = $1 RETURNING old.flash", session.token_hash)
+    return await store.pop_flash(services.pool, token_hash=session.token_hash)
 
 
 # -- preferences -----------------------------------------------------------------------------------------
 
 async def blur_preference(services: Services, *, moderator: str) -> bool:
-    value = await services.pool.fetchval("SELECT blur_sensitive FROM console_preferences WHERE moderator = $1",
-                                         moderator)
-    return True if value is None else bool(value)
+    value = await store.blur_sensitive(services.pool, moderator=moderator)
+    return True if value is None else value
 
 
 async def set_blur_preference(services: Services, *, moderator: str, blur: bool) -> None:
-    await services.pool.execute(
-        "INSERT INTO console_preferences (moderator, blur_sensitive) VALUES ($1, $2) ON CONFLICT (moderator) "
-        "DO UPDATE SET blur_sensitive = EXCLUDED.blur_sensitive, updated_at = now()", moderator, blur)
+    await store.set_blur_sensitive(services.pool, moderator=moderator, blur=blur)
 
 
 # -- review queue ----------------------------------------------------------------------------------------
@@ -207,71 +204,30 @@ async def review_queue(services: Services, *, filters: QueueFilters, moderator: 
                        limit: int = 100) -> dict[str, Any]:
     """Pending reviews oldest first, with their reasons, SLA clock and claim, plus queue-wide counts."""
     sla_minutes = int(services.policy.review_sla_minutes)
-    where = ["c.review_status = 'pending'"]
-    args: list[Any] = []
-
-    def add(template: str, value: Any) -> None:
-        args.append(value)
-        where.append(template.format(f"${len(args)}"))
-
-    if filters.platform:
-        add("c.platform = {}", filters.platform)
-    if filters.channel:
-        add("c.channel_id = {}", filters.channel)
-    if filters.category:
-        add("c.category = {}", filters.category)
-    if filters.clause:
-        add("c.reasoning->'verdict'->>'policy_clause' = {}", filters.clause)
-    if filters.queue:
-        add("coalesce(c.review_queue, 'standard') = {}", filters.queue)
-    args.append(limit)
-    rows = await services.pool.fetch(
-        f"""
-        SELECT c.case_id, c.platform, c.channel_id, c.author_id, c.target_id, c.risk_score, c.category, c.reasons,
-               coalesce(c.review_queue, 'standard') AS queue, c.received_at, c.completed_at AS waiting_since,
-               c.reasoning->'verdict'->>'policy_clause' AS clause, rc.moderator AS claimed_by,
-               rc.expires_at AS claim_expires_at
-        FROM cases c LEFT JOIN review_claims rc ON rc.case_id = c.case_id AND rc.expires_at > now()
-        WHERE {' AND '.join(where)}
-        ORDER BY c.received_at, c.case_id LIMIT ${len(args)}
-        """, *args)
-    counts = await services.pool.fetchrow(
-        """
-        SELECT count(*) AS pending,
-               count(*) FILTER (WHERE coalesce(c.review_queue, 'standard') = 'standard') AS standard,
-               count(*) FILTER (WHERE c.review_queue = 'senior') AS senior,
-               count(*) FILTER (WHERE c.review_queue = 'senior'
-                                OR c.completed_at < now() - make_interval(mins => $1)) AS breached,
-               count(*) FILTER (WHERE rc.case_id IS NULL) AS unclaimed
-        FROM cases c LEFT JOIN review_claims rc ON rc.case_id = c.case_id AND rc.expires_at > now()
-        WHERE c.review_status = 'pending'
-        """, sla_minutes)
+    rows = await store.pending_reviews(services.pool, platform=filters.platform, channel=filters.channel,
+                                       category=filters.category, clause=filters.clause, queue=filters.queue,
+                                       limit=limit)
+    counts = await store.pending_counts(services.pool, sla_minutes=sla_minutes)
     now = datetime.now(UTC)
     items = []
     for r in rows:
-        item = dict(r)
+        item = dict(r)  # a copy: the row stays as stored
         reasons = list(item.pop("reasons") or [])
         item["review_reasons"] = review_reasons(reasons) or ["flagged for review"]
         item["brigading"] = brigading_note(reasons)
         item["mine"] = item["claimed_by"] == moderator
         item.update(_sla(item["waiting_since"], item["queue"], sla_minutes, now))
         items.append(item)
-    options = await services.pool.fetchrow(
-        """
-        SELECT array_agg(DISTINCT platform) AS platforms, array_agg(DISTINCT channel_id) AS channels,
-               array_agg(DISTINCT reasoning->'verdict'->>'policy_clause')
-                   FILTER (WHERE reasoning->'verdict'->>'policy_clause' IS NOT NULL) AS clauses
-        FROM cases WHERE review_status = 'pending'
-        """)
-    return {"items": items, "counts": {**dict(counts), "shown": len(items)}, "sla_minutes": sla_minutes,
-            "options": {k: sorted(v or []) for k, v in dict(options).items()}}
+    options = await store.pending_filter_options(services.pool)
+    return {"items": items, "counts": {**counts, "shown": len(items)}, "sla_minutes": sla_minutes,
+            "options": options}
 
 
 async def claim(services: Services, *, session: ConsoleSession, case_id: str) -> dict[str, Any]:
     """The JSON API's claim: exclusive, with expiry; claiming your own claim again extends it."""
     try:
-        return (await review_routes.claim(case_id, services, session.key,
-                                          reporting.DEFAULT_CLAIM_MINUTES)).model_dump()
+        return (await review_service.claim(pool=services.pool, case_id=case_id, key=session.key,
+                                           minutes=DEFAULT_CLAIM_MINUTES)).model_dump()
     except HTTPException as err:
         raise _from_http(err) from err
 
@@ -299,7 +255,7 @@ async def _session_state(services: Services, *, platform: str, user_id: str) -> 
     wid = user_session_id(platform, user_id)
     try:
         state = await services.temporal.get_workflow_handle(wid).query(
-            "state", result_type=UserSessionState, rpc_timeout=timedelta(seconds=3))
+            STATE_QUERY, result_type=UserSessionState, rpc_timeout=timedelta(seconds=3))
         return state, ""
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
@@ -360,7 +316,7 @@ def ladder_preview(state: UserSessionState | None, *, services: Services, platfo
 
 async def case_page(services: Services, *, session: ConsoleSession, case_id: str) -> dict[str, Any] | None:
     """Everything the case page shows, or None for an unknown case."""
-    case = await reporting.case_timeline(services.pool, case_id=case_id)
+    case = await cases.case_timeline(services.pool, case_id=case_id)
     if case is None:
         return None
     reasons = list(case.get("reasons") or [])
@@ -374,14 +330,12 @@ async def case_page(services: Services, *, session: ConsoleSession, case_id: str
     context = case.get("context") or {}
     similar = list(context.get("similar_cases") or [])
     if similar:
-        outcomes = {r["case_id"]: dict(r) for r in await services.pool.fetch(
-            "SELECT case_id, decision, category, false_positive, reviewer FROM cases WHERE case_id = ANY($1)",
-            [s.get("case_id") for s in similar])}
+        outcomes = await store.case_outcomes(services.pool, case_ids=[s.get("case_id") for s in similar])
         for s in similar:
             s["now"] = outcomes.get(s.get("case_id"))
-    author = await reporting.user_history(services.pool, platform=case["platform"], user_id=case["author_id"],
+    author = await cases.user_history(services.pool, platform=case["platform"], user_id=case["author_id"],
                                           recent=6)
-    target = (await reporting.user_history(services.pool, platform=case["platform"], user_id=case["target_id"],
+    target = (await cases.user_history(services.pool, platform=case["platform"], user_id=case["target_id"],
                                            recent=6)) if case.get("target_id") else None
     state, state_note = await _session_state(services, platform=case["platform"], user_id=case["author_id"])
     severity = (verdict or {}).get("severity") or Severity.MEDIUM.value
@@ -390,7 +344,7 @@ async def case_page(services: Services, *, session: ConsoleSession, case_id: str
                              if c and c != HarmCategory.NONE.value), HarmCategory.TARGETED_INSULT.value)
     preview = ladder_preview(state, services=services, platform=case["platform"], category=preview_category,
                              severity=severity)
-    wid = case.get("workflow_id") or workflow_id(case_id)
+    wid = case.get("workflow_id") or event_workflow_id(case_id)
     live = await workflow_state(services, wid=wid)
     blur_pref = await blur_preference(services, moderator=session.moderator)
     open_appeal = next((a for a in case["appeals"] if a["status"] == "open"), None)
@@ -459,7 +413,8 @@ async def decide(services: Services, *, session: ConsoleSession, case_id: str,
     """Deliver the decision to the waiting workflow (the JSON API's path: claim check, Temporal update,
     label, audit under the moderator's key name); returns the case's answer with the executed actions."""
     try:
-        outcome = await review_routes.decide(case_id, body, services, session.key)
+        outcome = await review_service.decide(pool=services.pool, temporal=services.temporal, case_id=case_id,
+                                              body=body, key=session.key)
     except HTTPException as err:
         raise _from_http(err) from err
     return outcome.model_dump(mode="json")
@@ -474,11 +429,11 @@ async def overturn(services: Services, *, session: ConsoleSession, case_id: str,
     if len(reason) > 2000:
         raise ConsoleError(422, f"the reason is {len(reason):,} characters; the limit is 2,000")
     try:
-        row = await reporting.file_appeal(services.pool, case_id=case_id, reason=reason,
-                                          filed_by=f"moderator:{session.moderator}")
-    except reporting.Conflict as err:
+        row = await appeals.file_appeal(services.pool, case_id=case_id, reason=reason,
+                                        filed_by=f"moderator:{session.moderator}")
+    except Conflict as err:
         raise ConsoleError(409, str(err)) from err
-    except reporting.NotActionable as err:
+    except NotActionable as err:
         raise ConsoleError(422, str(err)) from err
     if row is None:
         raise ConsoleError(404, f"no case with id {case_id}")
@@ -492,7 +447,8 @@ async def decide_appeal(services: Services, *, session: ConsoleSession, appeal_i
     except ValidationError as err:
         raise ConsoleError(422, "choose uphold or overturn; the note may be at most 2,000 characters") from err
     try:
-        result = await appeals_routes.decide_appeal(appeal_id, body, services, session.key)
+        result = await appeal_service.decide_appeal(pool=services.pool, temporal=services.temporal,
+                                                    appeal_id=appeal_id, body=body, key=session.key)
     except HTTPException as err:
         raise _from_http(err) from err
     if hasattr(result, "model_dump"):
@@ -501,27 +457,23 @@ async def decide_appeal(services: Services, *, session: ConsoleSession, appeal_i
 
 
 async def appeals_queue(services: Services, *, status: str | None) -> list[dict[str, Any]]:
-    rows, _ = await reporting.list_appeals(services.pool, status=status, case_id=None, limit=100)
+    rows, _ = await appeals.list_appeals(services.pool, status=status, case_id=None, limit=100)
     if not rows:
         return []
-    cases = {r["case_id"]: dict(r) for r in await services.pool.fetch(
-        "SELECT case_id, platform, author_id, category, decision, actions, false_positive FROM cases "
-        "WHERE case_id = ANY($1)", [r["case_id"] for r in rows])}
+    appealed = await store.appealed_cases(services.pool, case_ids=[r["case_id"] for r in rows])
     rows.sort(key=lambda r: r["created_at"])  # oldest first: the order to work them
-    return [{**r, "case": cases.get(r["case_id"])} for r in rows]
+    return [{**r, "case": appealed.get(r["case_id"])} for r in rows]
 
 
 # -- users, overview, audit ------------------------------------------------------------------------------
 
 async def user_page(services: Services, *, platform: str, user_id: str) -> dict[str, Any]:
     state, note = await _session_state(services, platform=platform, user_id=user_id)
-    history = await reporting.user_history(services.pool, platform=platform, user_id=user_id, recent=50)
+    history = await cases.user_history(services.pool, platform=platform, user_id=user_id, recent=50)
     now = datetime.now(UTC)
     strikes = []
     if state is not None:
         window = timedelta(seconds=state.config.decay_window_s)
-        from domain.escalation import decayed_weight
-
         for s in sorted(state.strikes, key=lambda s: s.at, reverse=True):
             strikes.append({"strike": s, "weight_now": round(decayed_weight(s, now, state.config), 2),
                             "gone_at": s.at + window})
@@ -530,25 +482,20 @@ async def user_page(services: Services, *, platform: str, user_id: str) -> dict[
 
 
 async def overview(services: Services, *, window: str) -> dict[str, Any]:
-    stats = await reporting.compute_stats(services.pool, window=window,
-                                          sla_minutes=int(services.policy.review_sla_minutes))
-    buckets = {"1h": ("5 minutes", 12), "24h": ("1 hour", 24), "7d": ("6 hours", 28)}[window]
-    rows = await services.pool.fetch(
-        f"""
-        SELECT date_bin(interval '{buckets[0]}', received_at, $1) AS bucket, count(*) AS n,
-               count(*) FILTER (WHERE decision = 'action') AS actioned
-        FROM cases WHERE received_at >= $1 AND received_at < $2 GROUP BY 1 ORDER BY 1
-        """, stats["since"], stats["until"])
-    step = (stats["until"] - stats["since"]) / buckets[1]
-    by_bucket = {r["bucket"]: r for r in rows}
+    figures = await stats.compute_stats(services.pool, window=window,
+                                        sla_minutes=int(services.policy.review_sla_minutes))
+    bucket, n_buckets = {"1h": ("5 minutes", 12), "24h": ("1 hour", 24), "7d": ("6 hours", 28)}[window]
+    by_bucket = await store.volume_series(services.pool, since=figures["since"], until=figures["until"],
+                                          bucket=bucket)
+    step = (figures["until"] - figures["since"]) / n_buckets
     series = []
-    for i in range(buckets[1]):
-        start = stats["since"] + step * i
-        r = by_bucket.get(start)
-        series.append({"start": start, "n": int(r["n"]) if r else 0, "actioned": int(r["actioned"]) if r else 0})
-    return {"stats": stats, "series": series}
+    for i in range(n_buckets):
+        start = figures["since"] + step * i
+        r = by_bucket.get(start, {"n": 0, "actioned": 0})
+        series.append({"start": start, "n": r["n"], "actioned": r["actioned"]})
+    return {"stats": figures, "series": series}
 
 
 async def audit_page(services: Services, *, kind: str | None) -> list[dict[str, Any]]:
-    rows, _ = await reporting.list_audit(services.pool, case_id=None, kind=kind, limit=100)
+    rows, _ = await audit.list_audit(services.pool, case_id=None, kind=kind, limit=100)
     return rows

@@ -157,8 +157,8 @@ def demo(
     the development key from .data/dev-api-key, or a moderator key from `safety keys create --role moderator`),
     the Temporal Web UI at http://localhost:8233, and `GET /v1/stats`. With no LLM configured every risky
     message waits for a person in the console's review queue; with one, clear cases are decided at once."""
-    from ops.cli.main import _dev_key
     from core.settings import get_settings
+    from ops.cli.main import _dev_key
 
     settings = get_settings()
     base = url or f"http://127.0.0.1:{settings.api.port}"

@@ -22,8 +22,8 @@ import pytest
 import pytest_asyncio
 
 from core.db import create_pool
-from core.keys import Role, create_key
-from core.testing.fake_llm import DEFAULT_RULES, FakeLLMServer
+from core.storage.keys import Role, create_key
+from tests.doubles.fake_llm import DEFAULT_RULES, FakeLLMServer
 from tests.harness import REPO, StackProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
@@ -384,7 +384,7 @@ async def test_safety_demo_fills_the_console(browser: Any, stack: StackProcess, 
     """`safety demo` as a newcomer runs it (the stack's own settings and development key), then the
     console shows the raid's brigading flag and the appeal it filed."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "core.cli.main", "demo", "--speed", "10", "--wait", "90", cwd=REPO, env=stack.env,
+        sys.executable, "-m", "ops.cli.main", "demo", "--speed", "10", "--wait", "90", cwd=REPO, env=stack.env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
     text = out.decode(errors="replace")

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from core.keys import Role, create_key
+from core.storage.keys import Role, create_key
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
