@@ -69,11 +69,13 @@ def migrate() -> None:
     from core.db import migrate as run_migrate
 
     _setup_logging()
-    url = get_settings().database_url
+    s = get_settings()
+    url = s.database_url
+    password = s.database.app_password.get_secret_value() if s.database.app_password else None
 
     async def go() -> list[str]:
         await ensure_database(url)
-        return await run_migrate(url)
+        return await run_migrate(url, app_role=s.database.app_role, app_password=password)
 
     applied = asyncio.run(go())
     typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")

@@ -401,6 +401,7 @@ async def test_audit_verify_detects_tampering(settings: Settings, pool: asyncpg.
 
     await make_case(pool)
     monkeypatch.setenv("SAFETY_DATABASE__URL", settings.database_url)
+    monkeypatch.setenv("SAFETY_DATA_DIR", str(settings.data_dir))  # the dev audit key the writers used
 
     async def verify() -> Any:
         get_settings.cache_clear()
