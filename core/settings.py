@@ -198,6 +198,11 @@ class Settings(BaseSettings):
                         f"{env} is {'missing' if not secret else 'weak'}: outside development set at least "
                         f"{MIN_KEY_CHARS} random characters (e.g. `python -c 'import secrets; "
                         "print(secrets.token_hex(32))'`), kept outside the database")
+            if not self.database.app_url and self.database.app_password is None:
+                raise ValueError(
+                    "outside development the API and workers connect as the restricted app role "
+                    f"({self.database.app_role}): set SAFETY_DATABASE__APP_PASSWORD (`safety migrate` creates the "
+                    "role with it) or SAFETY_DATABASE__APP_URL")
         return self
 
     def _dev_secret(self, value: SecretStr | None, file_name: str) -> bytes:

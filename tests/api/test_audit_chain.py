@@ -255,7 +255,8 @@ def test_production_refuses_a_missing_or_weak_audit_or_backup_key() -> None:
     strong = SecretStr("k" * 8 + "0123456789abcdef0123456789abcdef")
     base: dict[str, Any] = {"environment": "production", "secret_key": SecretStr("s" * 64),
                             "temporal": TemporalSettings(address="t:7233"),
-                            "database": DatabaseSettings(url="postgresql://o@db/safety"),
+                            "database": DatabaseSettings(url="postgresql://o@db/safety",
+                                                         app_password=SecretStr("app pass/word")),
                             "redis": RedisSettings(url="redis://r:6379/0")}
     with pytest.raises(ValidationError, match="SAFETY_AUDIT_KEY is missing"):
         Settings(**base, backup_key=strong)
@@ -267,6 +268,10 @@ def test_production_refuses_a_missing_or_weak_audit_or_backup_key() -> None:
         Settings(**base, audit_key=strong)
     ok = Settings(**base, audit_key=strong, backup_key=strong)
     assert ok.audit_key_bytes() == strong.get_secret_value().encode()
+    assert ok.app_database_url == "postgresql://safety_app:app%20pass%2Fword@db/safety"
+    no_app_role = {**base, "database": DatabaseSettings(url="postgresql://o@db/safety")}
+    with pytest.raises(ValidationError, match="SAFETY_DATABASE__APP_PASSWORD"):
+        Settings(**no_app_role, audit_key=strong, backup_key=strong)
 
 
 def test_the_development_key_is_generated_once_into_the_data_dir(tmp_path: Path) -> None:
