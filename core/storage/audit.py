@@ -95,9 +95,9 @@ async def append_audit_many(conn: asyncpg.Connection, entries: list[AuditEntry])
     if last is None or last["alg"] == LEGACY_ALG:
         legacy = await conn.fetchval("SELECT count(*) FROM audit_log")
         todo.insert(0, ("system", SWITCH_KIND, None, {"legacy_entries": legacy, "legacy_head": prev}))
-    seqs = sorted(r[0] for r in await conn.fetch(
-        "SELECT nextval(pg_get_serial_sequence('audit_log', 'seq')) FROM generate_series(1, $1)", len(todo)))
-    at = await conn.fetchval("SELECT clock_timestamp()")
+    assigned = await conn.fetch("SELECT nextval(pg_get_serial_sequence('audit_log', 'seq')), clock_timestamp() "
+                                "FROM generate_series(1, $1)", len(todo))
+    seqs, at = sorted(r[0] for r in assigned), assigned[0][1]
     rows = []
     for seq, (actor, kind, case_id, payload) in zip(seqs, todo, strict=True):
         digest = keyed_hash(key, prev, seq=seq, at=at, actor=actor, kind=kind, case_id=case_id, payload=payload)
