@@ -82,6 +82,9 @@ async def grant_app_role(conn: asyncpg.Connection, role: str, *, password: str |
     INSERT and SELECT only (no UPDATE, DELETE, TRUNCATE) and ``schema_migrations`` read-only. The role
     owns nothing, so it cannot disable triggers or alter tables. Idempotent; run after every migration.
     """
+    if role == await conn.fetchval("SELECT current_user"):
+        raise RuntimeError(f"the app role {role} is the owner running the migrations: use a dedicated role "
+                           "(SAFETY_DATABASE__APP_ROLE), so the app cannot disable the audit triggers")
     ident = await conn.fetchval("SELECT quote_ident($1)", role)
     exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
     pw = f" PASSWORD {await conn.fetchval('SELECT quote_literal($1)', password)}" if password else ""

@@ -212,10 +212,19 @@ class Settings(BaseSettings):
             raise ValueError(f"no key configured for {file_name}")
         path = self.data_dir / file_name
         if not path.exists():
+            # Written whole to a private temporary file, then linked into place: processes starting together
+            # all end up reading the one key that won, never a half-written file.
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            tmp = path.with_name(f".{file_name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32) + "\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
         return path.read_text().strip().encode()
 
     def audit_key_bytes(self) -> bytes:

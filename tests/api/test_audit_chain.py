@@ -281,3 +281,11 @@ def test_the_development_key_is_generated_once_into_the_data_dir(tmp_path: Path)
     assert len(key) == 64 and path.stat().st_mode & 0o777 == 0o600
     assert Settings(data_dir=tmp_path / "d").audit_key_bytes() == key != s.backup_key_bytes()
     assert hmac.compare_digest(hashlib.sha256(key).digest(), hashlib.sha256(path.read_text().strip().encode()).digest())
+
+
+def test_processes_starting_together_share_one_development_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as ex:
+        keys = set(ex.map(lambda _: Settings(data_dir=tmp_path / "d").audit_key_bytes(), range(32)))
+    assert len(keys) == 1 and sorted(p.name for p in (tmp_path / "d").iterdir()) == ["dev-audit-key"]
