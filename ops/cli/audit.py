@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
+import asyncpg
 import typer
 
 from core.settings import get_settings
@@ -45,7 +46,11 @@ def verify(
     if expect_head is not None and (len(expect_head) != 64 or any(c not in "0123456789abcdef" for c in expect_head)):
         raise typer.BadParameter("a head hash is 64 lowercase hex characters, as printed by `safety audit verify`",
                                  param_hint="--expect-head")
-    report = asyncio.run(_check(expect_head, expect_count))
+    try:
+        report = asyncio.run(_check(expect_head, expect_count))
+    except (OSError, asyncpg.PostgresError) as err:
+        typer.echo(f"cannot read the audit log: {err} (is PostgreSQL up and SAFETY_DATABASE__URL right?)", err=True)
+        raise typer.Exit(2) from err
     if report.intact:
         if print_head:
             typer.echo(report.head_hash or "")

@@ -289,3 +289,55 @@ def test_processes_starting_together_share_one_development_key(tmp_path: Path) -
     with ThreadPoolExecutor(8) as ex:
         keys = set(ex.map(lambda _: Settings(data_dir=tmp_path / "d").audit_key_bytes(), range(32)))
     assert len(keys) == 1 and sorted(p.name for p in (tmp_path / "d").iterdir()) == ["dev-audit-key"]
+
+
+async def test_upgrading_a_legacy_chain_across_migration_0006(settings: Settings, pool: asyncpg.Pool,
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database migrated before 0006 with entries written the old way: 0006 marks them legacy, the next
+    append writes the switch-over entry, and verify checks both parts once the legacy count is pinned."""
+    import shutil
+
+    import core.db
+
+    old = tmp_path / "migrations"
+    old.mkdir()
+    for path in sorted(core.db.MIGRATIONS_DIR.glob("*.sql")):
+        if path.name < "0006":
+            shutil.copy(path, old / path.name)
+    url = settings.database_url.rsplit("/", 1)[0] + f"/upgrade_{uuid.uuid4().hex[:10]}"
+    await ensure_database(url)
+    monkeypatch.setattr(core.db, "MIGRATIONS_DIR", old)
+    await migrate(url)
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM information_schema.columns "
+                                   "WHERE table_name = 'audit_log' AND column_name = 'alg'") == 0
+        prev = GENESIS_HASH
+        for i in range(2):  # what main's append_audit wrote: no seq/at in the hash, no key
+            digest = _audit_hash(prev, actor="old", kind="decision", case_id=None, payload={"i": i})
+            await conn.execute("INSERT INTO audit_log (actor, kind, case_id, payload, prev_hash, hash) "
+                               "VALUES ('old', 'decision', NULL, $1::jsonb, $2, $3)", f'{{"i": {i}}}', prev, digest)
+            prev = digest
+    finally:
+        await conn.close()
+    monkeypatch.undo()
+    assert "0006_audit_keyed.sql" in await migrate(url, app_role=settings.database.app_role)
+    own = settings.model_copy(update={"database": DatabaseSettings(url=url)})
+    upgraded = await create_pool(url, max_size=2)
+    try:
+        assert [r["alg"] for r in await _rows(upgraded)] == ["sha256", "sha256"]
+        await _append(upgraded, 1)
+        rows = await _rows(upgraded)
+        assert [r["kind"] for r in rows] == ["decision", "decision", "audit.chain_keyed", "decision"]
+        assert rows[2]["payload"] == {"legacy_entries": 2, "legacy_head": prev}
+        monkeypatch.setenv("SAFETY_AUDIT_LEGACY_ENTRIES", "2")
+        out = await _cli(own, monkeypatch=monkeypatch)
+        assert out.exit_code == 0 and "4 entries checked (2 legacy unkeyed, 2 keyed): OK" in out.stdout, out.output
+    finally:
+        await upgraded.close()
+
+
+async def test_verify_without_a_reachable_database_says_so(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    down = settings.model_copy(update={"database": DatabaseSettings(url="postgresql://postgres@127.0.0.1:1/safety")})
+    out = await _cli(down, monkeypatch=monkeypatch)
+    assert out.exit_code == 2 and "cannot read the audit log" in out.output and "Traceback" not in out.output
