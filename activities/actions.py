@@ -25,6 +25,7 @@ applied twice unbans once and a worker killed mid-unban does not unban twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -47,9 +48,13 @@ from core.metrics import (
     SANCTION_CAP_REACHED_TOTAL,
 )
 from core.storage import actions as ledger
+from core.storage import appeals
 from domain.actions import RevertInput
+from domain.appeals import APPEAL_NOT_OVERTURNED
 from domain.models import ActInput, ActionOutcome, ActionStatus, ActionType, ActResult, PlannedAction
 from workflows import contract
+
+log = logging.getLogger(__name__)
 
 # Temporal waits at most this long before retrying a rate-limited call, whatever the platform asks.
 MAX_RETRY_DELAY_S = 120.0
@@ -136,6 +141,10 @@ class ActionActivities:
         (on Twitch, and for Discord bans, lifting it would lift that ban too). A kept revert gives up this
         case's claim: when the other case is reverted later, the ban is lifted then. Calling again after
         ``kept`` re-checks and lifts the sanction if nothing else holds it any more."""
+        if inp.appeal_id and (refusal := await appeals.revert_refusal(self.pool, appeal_id=inp.appeal_id)):
+            log.warning("revert refused", extra={"case_id": inp.case_id, "appeal_id": inp.appeal_id,
+                                                 "detail": refusal})
+            raise ApplicationError(f"not reverted: {refusal}", type=APPEAL_NOT_OVERTURNED, non_retryable=True)
         rows = await ledger.applied_for_case(self.pool, case_id=inp.case_id, actions=[a.value for a in ActionType])
         connector = self.router.for_platform(inp.event.platform)
         return ActResult(outcomes=[await self._revert_one(inp, row, connector) for row in rows])

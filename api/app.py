@@ -22,6 +22,7 @@ from api.routes import appeals, audit, cases, console, events, exports, health, 
 from api.routes.events import BATCH_INGEST_PATH
 from core.db import create_pool
 from core.settings import Settings, get_settings
+from core.storage.audit import configure_audit_key
 from core.telemetry import instrument_fastapi, setup_tracing
 from core.temporal import connect
 
@@ -124,7 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         temporal = await connect(settings)
-        pool = await create_pool(settings.database_url, min_size=settings.database.pool_min,
+        configure_audit_key(settings.audit_key_bytes())
+        pool = await create_pool(settings.app_database_url, min_size=settings.database.pool_min,
                                  max_size=settings.database.pool_max)
         redis = aioredis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         model = None

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote, urlparse, urlunparse
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +24,8 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "screening"
 # The embedded Temporal dev server's defaults. WAL journal, fsync at checkpoints only: see
 # TemporalSettings.sqlite_pragmas.
 DEFAULT_SQLITE_PRAGMAS: tuple[str, ...] = ("journal_mode=wal", "synchronous=normal")
+# Audit and backup HMAC keys outside development: at least this many characters.
+MIN_KEY_CHARS = 32
 DEFAULT_DYNAMIC_CONFIG: dict[str, int | float | bool | str] = {}
 
 
@@ -48,6 +52,13 @@ class DatabaseSettings(BaseModel):
     port: int = 5433
     pool_min: int = 1
     pool_max: int = 10
+    # The API and workers connect as this login role, which may only INSERT and SELECT on audit_log (no
+    # UPDATE, DELETE, TRUNCATE, no owner rights to disable its triggers). `safety migrate` (run as the
+    # owner in `url`) creates it and grants it what the app needs. app_url overrides the derived URL
+    # (`url` with this role and app_password) when the role is managed elsewhere.
+    app_role: str = "safety_app"
+    app_password: SecretStr | None = None
+    app_url: str = ""
 
 
 class RedisSettings(BaseModel):
@@ -167,6 +178,62 @@ class Settings(BaseSettings):
     # When set, a token's `iss` claim must equal it.
     jwt_issuer: str | None = None
     otlp_endpoint: str = ""
+    # HMAC-SHA256 key of the audit chain, kept outside the database (the database cannot re-sign a
+    # rewritten chain). Development: generated into <data_dir>/dev-audit-key on first use.
+    audit_key: SecretStr | None = None
+    # Entries written before the chain became keyed (migration 0006): `safety audit verify` accepts exactly
+    # this many unkeyed entries at the start, so a chain re-hashed as "legacy" is not accepted. After an
+    # upgrade set it to the count the switch-over entry records (verify prints it); new installs keep 0.
+    audit_legacy_entries: int = Field(0, ge=0)
+    # HMAC-SHA256 key signing backup manifests. Development: generated into <data_dir>/dev-backup-key.
+    backup_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _integrity_keys(self) -> Settings:
+        if self.environment != "development":
+            for env, value in (("SAFETY_AUDIT_KEY", self.audit_key), ("SAFETY_BACKUP_KEY", self.backup_key)):
+                secret = value.get_secret_value() if value is not None else ""
+                if len(secret) < MIN_KEY_CHARS or len(set(secret)) < 8:
+                    raise ValueError(
+                        f"{env} is {'missing' if not secret else 'weak'}: outside development set at least "
+                        f"{MIN_KEY_CHARS} random characters (e.g. `python -c 'import secrets; "
+                        "print(secrets.token_hex(32))'`), kept outside the database")
+            if not self.database.app_url and self.database.app_password is None:
+                raise ValueError(
+                    "outside development the API and workers connect as the restricted app role "
+                    f"({self.database.app_role}): set SAFETY_DATABASE__APP_PASSWORD (`safety migrate` creates the "
+                    "role with it) or SAFETY_DATABASE__APP_URL")
+        return self
+
+    def _dev_secret(self, value: SecretStr | None, file_name: str) -> bytes:
+        if value is not None:
+            return value.get_secret_value().encode()
+        if self.environment != "development":  # the validator refuses this; kept for safety
+            raise ValueError(f"no key configured for {file_name}")
+        path = self.data_dir / file_name
+        if not path.exists():
+            # Written whole to a private temporary file, then linked into place: processes starting together
+            # all end up reading the one key that won, never a half-written file.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{file_name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return path.read_text().strip().encode()
+
+    def audit_key_bytes(self) -> bytes:
+        """The audit chain's HMAC key: SAFETY_AUDIT_KEY, or in development <data_dir>/dev-audit-key."""
+        return self._dev_secret(self.audit_key, "dev-audit-key")
+
+    def backup_key_bytes(self) -> bytes:
+        """The backup manifest's HMAC key: SAFETY_BACKUP_KEY, or in development <data_dir>/dev-backup-key."""
+        return self._dev_secret(self.backup_key, "dev-backup-key")
 
     @model_validator(mode="after")
     def _production_guards(self) -> Settings:
@@ -195,6 +262,20 @@ class Settings(BaseSettings):
     @property
     def database_url(self) -> str:
         return self.database.url or f"postgresql://postgres@127.0.0.1:{self.database.port}/safety"
+
+    @property
+    def app_database_url(self) -> str:
+        """What the API and workers connect with: the restricted app role (see DatabaseSettings.app_role)."""
+        if self.database.app_url:
+            return self.database.app_url
+        parsed = urlparse(self.database_url)
+        password = self.database.app_password.get_secret_value() if self.database.app_password else ""
+        auth = quote(self.database.app_role, safe="") + (f":{quote(password, safe='')}" if password else "")
+        host = parsed.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{auth}@{host}" + (f":{parsed.port}" if parsed.port else "")
+        return urlunparse(parsed._replace(netloc=netloc))
 
     @property
     def redis_url(self) -> str:

@@ -18,3 +18,6 @@ class RevertInput(DomainModel):
     case_id: str
     event: ChatEvent
     reason: str = ""
+    # Set by AppealWorkflow: the revert activity re-reads this appeal and refuses to revert unless an
+    # overturn holds it (never under an upheld appeal). Empty for other reverts (sessions lifting a ban).
+    appeal_id: str = ""

@@ -12,6 +12,9 @@ from pydantic import Field
 from domain.models import ChatEvent, DomainModel
 from workflows.contract import ACTIONS_QUEUE
 
+# The revert activity's error type when the appeal is not held by an overturn (e.g. it was upheld).
+APPEAL_NOT_OVERTURNED = "AppealNotOverturned"
+
 
 class AppealInput(DomainModel):
     appeal_id: str

@@ -1,13 +1,16 @@
 """``safety backup`` / ``safety restore``: PostgreSQL dump and restore, and a Qdrant snapshot.
 
 A backup is a folder: ``postgres.dump`` (pg_dump custom format), the Qdrant collection (a snapshot file
-from a Qdrant server, or a copy of the local-mode folder), and ``manifest.json`` with sizes and
-sha256 sums, checked again before a restore.
+from a Qdrant server, or a copy of the local-mode folder), and ``manifest.json`` listing the exact file
+set with sizes and sha256 sums, signed with HMAC-SHA256 under the backup key (SAFETY_BACKUP_KEY;
+development: ``<data_dir>/dev-backup-key``). Restore refuses a manifest whose signature does not verify,
+a missing or changed file, and any file (or link) in the folder that the manifest does not list.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import shutil
 import subprocess
@@ -20,6 +23,7 @@ import httpx
 from core.settings import Settings
 
 MANIFEST = "manifest.json"
+SIGNATURE_ALG = "hmac-sha256"
 PG_DUMP_FILE = "postgres.dump"
 QDRANT_LOCAL_DIR = "qdrant"
 
@@ -53,8 +57,28 @@ def _sha256(path: Path) -> str:
 
 
 def _files(root: Path) -> dict[str, dict[str, object]]:
-    return {str(p.relative_to(root)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    """Every regular file under ``root`` but the top-level manifest; refuses links and special files
+    (a link could point a restore at anything)."""
+    out: dict[str, dict[str, object]] = {}
+    for p in sorted(root.rglob("*")):
+        name = p.relative_to(root).as_posix()
+        if p.is_symlink() or not (p.is_file() or p.is_dir()):
+            raise BackupError(f"backup folder holds a link or special file: {name} (a backup holds regular files "
+                              "only; remove it or use the original backup)")
+        if p.is_file() and name != MANIFEST:
+            out[name] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+    return out
+
+
+def _signature(key: bytes, manifest: dict[str, object]) -> str:
+    body = json.dumps({k: v for k, v in manifest.items() if k != "signature"}, sort_keys=True,
+                      separators=(",", ":"))
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def sign_manifest(key: bytes, manifest: dict[str, object]) -> dict[str, object]:
+    """The manifest with its signature: HMAC-SHA256 of its canonical JSON without the signature field."""
+    return {**manifest, "signature": {"alg": SIGNATURE_ALG, "value": _signature(key, manifest)}}
 
 
 def _redacted(url: str) -> str:
@@ -86,8 +110,9 @@ def _write_backup(settings: Settings, out: Path) -> dict[str, object]:
             # Local mode stores SQLite files; a copy taken while the context worker writes is consistent
             # per file. For a strictly consistent copy, stop the stack first.
             shutil.copytree(local, out / QDRANT_LOCAL_DIR)
-    manifest = {"created_at": datetime.now(UTC).isoformat(), "database": _redacted(settings.database_url),
-                "qdrant": {"mode": qdrant_mode, "collection": collection}, "files": _files(out)}
+    manifest = sign_manifest(settings.backup_key_bytes(), {
+        "format": 2, "created_at": datetime.now(UTC).isoformat(), "database": _redacted(settings.database_url),
+        "qdrant": {"mode": qdrant_mode, "collection": collection}, "files": _files(out)})
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
 
@@ -109,19 +134,37 @@ def _snapshot_from_server(settings: Settings, out: Path) -> None:
             fh.write(chunk)
 
 
-def verify(src: Path) -> dict[str, object]:
-    """Check the folder against its manifest; raises BackupError naming the first mismatch."""
+def verify(src: Path, key: bytes) -> dict[str, object]:
+    """Check the manifest's signature, then the folder against it: exactly the listed files, each with
+    its size and sha256. Raises BackupError naming the first problem."""
     path = src / MANIFEST
-    if not path.exists():
+    if not path.is_file() or path.is_symlink():
         raise BackupError(f"{src} has no {MANIFEST}: not a backup made by `safety backup`")
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BackupError(f"{MANIFEST} is not valid JSON ({exc}): not a backup made by `safety backup`") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise BackupError(f"{MANIFEST} has no file list: not a backup made by `safety backup`")
+    sig = manifest.get("signature")
+    if not isinstance(sig, dict) or sig.get("alg") != SIGNATURE_ALG or not isinstance(sig.get("value"), str):
+        raise BackupError(f"{MANIFEST} is not signed (made before signed manifests, or edited): refusing to "
+                          "restore it; re-create the backup with `safety backup`")
+    if not hmac.compare_digest(sig["value"], _signature(key, manifest)):
+        raise BackupError(f"{MANIFEST} signature does not verify: the manifest was changed, or it was signed "
+                          "with another SAFETY_BACKUP_KEY (restore with the key of the installation that made it)")
     actual = _files(src)
-    for name, meta in manifest["files"].items():
+    listed: dict[str, dict[str, object]] = manifest["files"]
+    extra = sorted(set(actual) - set(listed))
+    if extra:
+        raise BackupError(f"backup folder holds files the manifest does not list: {', '.join(extra[:5])}"
+                          f"{' ...' if len(extra) > 5 else ''} (remove them or use the original backup)")
+    for name, meta in listed.items():
         if name not in actual:
             raise BackupError(f"backup file missing: {name}")
-        if actual[name]["sha256"] != meta["sha256"]:
+        if actual[name]["bytes"] != meta.get("bytes") or actual[name]["sha256"] != meta.get("sha256"):
             raise BackupError(f"backup file changed since it was written: {name}")
-    return manifest  # type: ignore[no-any-return]
+    return manifest
 
 
 def restore(settings: Settings, src: Path) -> dict[str, object]:
@@ -129,9 +172,12 @@ def restore(settings: Settings, src: Path) -> dict[str, object]:
 
     Stop the API and workers first: restoring under live writers interleaves old and new data.
     """
-    manifest = verify(src)
-    subprocess.run([_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--dbname",
-                    settings.database_url, str(src / PG_DUMP_FILE)], check=True, capture_output=True, text=True)
+    manifest = verify(src, settings.backup_key_bytes())
+    # Privileges are not restored (the app role may not exist on the target): they are granted afresh.
+    subprocess.run([_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-privileges",
+                    "--dbname", settings.database_url, str(src / PG_DUMP_FILE)],
+                   check=True, capture_output=True, text=True)
+    _grant_app_role(settings)
     qdrant = manifest["qdrant"]
     assert isinstance(qdrant, dict)
     if qdrant["mode"] == "local" and (src / QDRANT_LOCAL_DIR).exists():
@@ -142,6 +188,26 @@ def restore(settings: Settings, src: Path) -> dict[str, object]:
     elif qdrant["mode"] == "server":
         _snapshot_to_server(settings, src / f"qdrant-{qdrant['collection']}.snapshot")
     return manifest
+
+
+def _grant_app_role(settings: Settings) -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import asyncpg
+
+    from core.db import grant_app_role
+
+    async def go() -> None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            pw = settings.database.app_password
+            await grant_app_role(conn, settings.database.app_role, password=pw.get_secret_value() if pw else None)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:  # its own event loop, also when called from async code
+        pool.submit(asyncio.run, go()).result()
 
 
 def _snapshot_to_server(settings: Settings, snapshot: Path) -> None:

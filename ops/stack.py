@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from core.settings import Settings
 from ops.embedded import (
     EmbeddedPostgres,
@@ -47,6 +49,10 @@ class ChildProcess(ManagedProcess):
 
     def ready(self) -> bool:
         return port_open(self.port)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 class Stack:
@@ -93,7 +99,8 @@ class Stack:
 
         url = self.settings.database_url
         await ensure_database(url)
-        applied = await migrate(url)
+        applied = await migrate(url, app_role=self.settings.database.app_role, app_password=_secret(
+            self.settings.database.app_password))
         if applied:
             log.info("migrations applied: %s", ", ".join(applied))
         if self.settings.environment != "development":
@@ -101,6 +108,9 @@ class Stack:
         key_file = self.data_dir / "dev-api-key"
         if key_file.exists():
             return key_file.read_text().strip()
+        from core.storage.audit import configure_audit_key
+
+        configure_audit_key(self.settings.audit_key_bytes())
         pool = await create_pool(url, max_size=2)
         try:
             key = await keys.create_key(pool, name="dev", role=keys.Role.ADMIN)

@@ -18,6 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from core.db import create_pool, ensure_database, migrate
 from core.settings import DatabaseSettings, QdrantSettings, RedisSettings, Settings, TemporalSettings
+from core.storage.audit import configure_audit_key
 from ops.embedded import EmbeddedPostgres, EmbeddedRedis, TemporalDevServer, free_port
 
 WORKFLOW_TEST_NAMESPACE = "wftest"
@@ -65,7 +66,10 @@ def settings(embedded: dict[str, object], data_dir: Path) -> Settings:
 @pytest_asyncio.fixture(scope="session")
 async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     await ensure_database(settings.database_url)
-    await migrate(settings.database_url)
+    await migrate(settings.database_url, app_role=settings.database.app_role)
+    configure_audit_key(settings.audit_key_bytes())
+    # The owner's pool: tests arrange and tamper with data directly. The API and workers the tests start
+    # connect as the restricted app role (settings.app_database_url), as in production.
     p = await create_pool(settings.database_url, max_size=10)
     yield p
     await p.close()

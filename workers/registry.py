@@ -42,8 +42,10 @@ def _load_model(settings: Settings) -> Any:
 
 async def _pool(settings: Settings, stack: contextlib.AsyncExitStack) -> asyncpg.Pool:
     from core.db import create_pool
+    from core.storage.audit import configure_audit_key
 
-    pool = await create_pool(settings.database_url, min_size=settings.database.pool_min,
+    configure_audit_key(settings.audit_key_bytes())
+    pool = await create_pool(settings.app_database_url, min_size=settings.database.pool_min,
                              max_size=settings.database.pool_max)
     stack.push_async_callback(pool.close)
     return pool

@@ -6,7 +6,9 @@ Steps, in order: ``revert_actions`` on the actions queue (undo the platform acti
 ``remove_user_strike`` (the author's session workflow forgets the strike), then
 ``record_appeal_outcome`` (appeal overturned, case marked false positive, label, audit entry).
 Revert and record retry until they succeed: an overturn a moderator decided must complete. Removing
-the strike is best effort after its deadline (the outcome records that it failed).
+the strike is best effort after its deadline (the outcome records that it failed). The revert activity
+first re-reads the appeal and refuses (non-retryable ``AppealNotOverturned``) unless this overturn holds
+it; the workflow then ends with status ``refused`` and changes nothing else.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.actions import RevertInput
     from domain.appeals import (
+        APPEAL_NOT_OVERTURNED,
         AppealInput,
         AppealOutcomeRecord,
         AppealOutcomeResult,
@@ -49,12 +52,19 @@ class AppealWorkflow:
     async def run(self, inp: AppealInput) -> AppealResult:
         details: list[str] = []
         workflow.set_current_details(f"reverting the actions of case {inp.case_id}")
-        reverted = await workflow.execute_activity(
-            contract.REVERT_ACTIONS, RevertInput(case_id=inp.case_id, event=inp.event,
-                                                 reason=f"appeal {inp.appeal_id} overturned: {inp.reason}"[:2000]),
-            result_type=ActResult, task_queue=inp.actions_queue, start_to_close_timeout=REVERT_TIMEOUT,
-            retry_policy=REVERT_RETRY, summary="revert the case's platform actions",
-        )
+        try:
+            reverted = await workflow.execute_activity(
+                contract.REVERT_ACTIONS, RevertInput(case_id=inp.case_id, event=inp.event, appeal_id=inp.appeal_id,
+                                                     reason=f"appeal {inp.appeal_id} overturned: {inp.reason}"[:2000]),
+                result_type=ActResult, task_queue=inp.actions_queue, start_to_close_timeout=REVERT_TIMEOUT,
+                retry_policy=REVERT_RETRY, summary="revert the case's platform actions",
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == APPEAL_NOT_OVERTURNED:
+                return AppealResult(appeal_id=inp.appeal_id, status="refused", reverted=False, strike_removed=False,
+                                    details=[cause.message])
+            raise
         details.append("revert: " + (", ".join(f"{o.action.value} {o.status}" for o in reverted.outcomes)
                                      or "nothing to revert"))
         workflow.set_current_details("removing the author's strike")

@@ -1,5 +1,11 @@
 """Appeals in PostgreSQL: file one, read and list them, reserve one for an overturn, and record the outcome
-once (status, label, the case's false-positive mark and an audit entry)."""
+once (status, label, the case's false-positive mark and an audit entry).
+
+Deciding is exclusive in the database: an uphold is one conditional UPDATE of an open appeal that no
+overturn has reserved, an overturn reserves the open appeal under a row lock (``mark_overturn_pending``)
+and only the reserved overturn can later record ``overturned``. Of two concurrent decisions exactly one
+wins; the other gets Conflict (HTTP 409). ``revert_refusal`` lets the revert activity re-check.
+"""
 
 from __future__ import annotations
 
@@ -60,18 +66,30 @@ async def record_appeal_decision(pool: asyncpg.Pool, *, appeal_id: str, outcome:
                                  note: str) -> dict[str, Any] | None:
     """Close an appeal as ``upheld`` or ``overturned`` once: status, label, and (overturned) the case's
     false-positive mark, with an ``appeal.decided`` audit entry. Returns the appeal row; a repeat call
-    (an activity retry) changes nothing and returns the row as it is."""
+    (an activity retry) changes nothing and returns the row as it is.
+
+    Conditional in one statement: ``uphold`` closes only an open appeal no overturn has reserved;
+    ``overturn`` only an open appeal reserved for it (``mark_overturn_pending``). A caller that lost
+    the race gets the row as it is (status not what it asked for)."""
+    row, _ = await _record_decision(pool, appeal_id=appeal_id, outcome=outcome, decided_by=decided_by, note=note)
+    return row
+
+
+async def _record_decision(pool: asyncpg.Pool, *, appeal_id: str, outcome: str, decided_by: str,
+                           note: str) -> tuple[dict[str, Any] | None, bool]:
+    """(the row, whether this call decided it)."""
     status = {"uphold": "upheld", "overturn": "overturned"}[outcome]
+    pending = "pending_outcome IS NULL" if outcome == "uphold" else "pending_outcome = 'overturn'"
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            """
+            f"""
             UPDATE appeals SET status = $2, decided_by = $3, note = $4, decided_at = now(), updated_at = now(),
                 pending_outcome = NULL
-            WHERE id = $1 AND status = 'open' RETURNING *
+            WHERE id = $1 AND status = 'open' AND {pending} RETURNING *
             """, appeal_id, status, decided_by, note)
         if row is None:
             existing = await conn.fetchrow("SELECT * FROM appeals WHERE id = $1", appeal_id)
-            return dict(existing) if existing else None
+            return (dict(existing) if existing else None), False
         case = await conn.fetchrow("SELECT category FROM cases WHERE case_id = $1", row["case_id"])
         if status == "overturned":
             await conn.execute("UPDATE cases SET false_positive = true WHERE case_id = $1", row["case_id"])
@@ -79,7 +97,7 @@ async def record_appeal_decision(pool: asyncpg.Pool, *, appeal_id: str, outcome:
                           category=case["category"] if status == "upheld" else "none")
         await append_audit(conn, actor=decided_by, kind="appeal.decided", case_id=row["case_id"],
                            payload={"appeal_id": appeal_id, "outcome": status, "note": note[:500]})
-    return dict(row)
+    return dict(row), True
 
 
 async def mark_overturn_pending(pool: asyncpg.Pool, *, appeal_id: str, decided_by: str, note: str,
@@ -110,9 +128,27 @@ def _check_open(row: asyncpg.Record | dict[str, Any]) -> None:
 
 
 async def decide_uphold(pool: asyncpg.Pool, *, appeal_id: str, decided_by: str, note: str) -> dict[str, Any] | None:
-    row = await get_appeal(pool, appeal_id=appeal_id)
+    """Uphold an open, unreserved appeal. None: unknown appeal. Raises Conflict when it was already
+    decided or an overturn holds it (also when that happened concurrently: the UPDATE is conditional)."""
+    row, decided = await _record_decision(pool, appeal_id=appeal_id, outcome="uphold", decided_by=decided_by,
+                                          note=note)
     if row is None:
         return None
-    _check_open(row)
-    return await record_appeal_decision(pool, appeal_id=appeal_id, outcome="uphold", decided_by=decided_by,
-                                        note=note)
+    if not decided:
+        _check_open(row)  # raises: decided, or an overturn holds it
+        raise Conflict(f"appeal {appeal_id} could not be upheld; read it at /v1/appeals/{appeal_id}")
+    return row
+
+
+async def revert_refusal(pool: asyncpg.Pool, *, appeal_id: str) -> str | None:
+    """Why the actions of this appeal's case must NOT be reverted, or None when an overturn holds it
+    (reserved, or already recorded as overturned: a retry). Read by the revert activity just before it
+    calls the platform."""
+    row = await pool.fetchrow("SELECT status, pending_outcome, decided_by FROM appeals WHERE id = $1", appeal_id)
+    if row is None:
+        return f"no appeal {appeal_id}"
+    if row["status"] == "overturned" or (row["status"] == "open" and row["pending_outcome"] == "overturn"):
+        return None
+    if row["status"] == "upheld":
+        return f"appeal {appeal_id} was upheld by {row['decided_by']}: the actions stand"
+    return f"appeal {appeal_id} is open but no overturn holds it"

@@ -69,11 +69,13 @@ def migrate() -> None:
     from core.db import migrate as run_migrate
 
     _setup_logging()
-    url = get_settings().database_url
+    s = get_settings()
+    url = s.database_url
+    password = s.database.app_password.get_secret_value() if s.database.app_password else None
 
     async def go() -> list[str]:
         await ensure_database(url)
-        return await run_migrate(url)
+        return await run_migrate(url, app_role=s.database.app_role, app_password=password)
 
     applied = asyncio.run(go())
     typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
@@ -166,7 +168,8 @@ def replay(
 @app.command("backup")
 def backup_cmd(out: Annotated[Path, typer.Option(help="A new folder to write the backup into.")]) -> None:
     """Back up PostgreSQL (pg_dump) and the Qdrant similar-case collection (a server snapshot, or a copy of
-    the local-mode folder) into a new folder with a manifest of sha256 sums."""
+    the local-mode folder) into a new folder with a manifest of sizes and sha256 sums, signed with the backup
+    key (SAFETY_BACKUP_KEY; development: <data_dir>/dev-backup-key)."""
     from ops.backup import BackupError, backup
 
     try:
@@ -185,8 +188,10 @@ def restore_cmd(
                                          file_okay=False)],
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: the database objects are replaced.")] = False,
 ) -> None:
-    """Restore a backup: checks the manifest's sha256 sums, replaces the database objects (pg_restore
-    --clean) and the Qdrant collection. Stop the API and workers first."""
+    """Restore a backup: checks the manifest's signature (the same SAFETY_BACKUP_KEY as the backup), that
+    the folder holds exactly the listed files with their sizes and sha256 sums, then replaces the database
+    objects (pg_restore --clean), grants the app role, and restores the Qdrant collection. Stop the API and
+    workers first."""
     from ops.backup import BackupError, restore
 
     if not yes:

@@ -401,6 +401,7 @@ async def test_audit_verify_detects_tampering(settings: Settings, pool: asyncpg.
 
     await make_case(pool)
     monkeypatch.setenv("SAFETY_DATABASE__URL", settings.database_url)
+    monkeypatch.setenv("SAFETY_DATA_DIR", str(settings.data_dir))  # the dev audit key the writers used
 
     async def verify() -> Any:
         get_settings.cache_clear()
@@ -465,6 +466,8 @@ async def test_export_labels_prefers_the_appeal_label(api: httpx.AsyncClient, ke
     await cases.write_label(pool, case_id=cid, harmful=True, source="review", category="targeted_insult")
     appeal = await appeals.file_appeal(pool, case_id=cid, reason="r", filed_by="t")
     assert appeal is not None
+    # an overturn is recorded only once it was reserved (as the API does before starting the workflow)
+    await appeals.mark_overturn_pending(pool, appeal_id=appeal["id"], decided_by="t", note="", workflow_id="w")
     await appeals.record_appeal_decision(pool, appeal_id=appeal["id"], outcome="overturn", decided_by="t", note="")
     text = await pool.fetchval("SELECT content FROM cases WHERE case_id = $1", cid)
     rows = [r for r in await export_labels(pool) if r["text"] == text]

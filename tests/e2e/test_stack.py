@@ -10,6 +10,7 @@ import asyncio
 import json
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import pytest
 
 from ops.embedded import find_binary
 from tests.doubles.fake_llm import FakeLLMServer
-from tests.harness import StackProcess
+from tests.harness import REPO, StackProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -94,6 +95,19 @@ async def test_clean_and_abusive_events_reach_their_outcomes(stack: Stack) -> No
             break
         await asyncio.sleep(0.5)  # visibility lags about a second behind the workflow
     assert found and found[0]["execution"]["workflowId"] == f"event-{abusive['event_id']}"
+    # The chain the stack's processes wrote verifies with the dev key in its data dir, and the API and
+    # workers hold their connections as the restricted app role, not the owner.
+    verify = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "ops.cli.main", "audit", "verify"], env=stack.env, cwd=REPO,
+        capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0 and ": OK; head seq" in verify.stdout, verify.stdout + verify.stderr
+    conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{stack.ports['pg']}/safety")
+    try:
+        users = {r["usename"] for r in await conn.fetch(
+            "SELECT usename FROM pg_stat_activity WHERE datname = 'safety' AND pid <> pg_backend_pid()")}
+    finally:
+        await conn.close()
+    assert users == {"safety_app"}, users
 
 
 async def test_metrics_are_exported_by_the_api_and_every_worker(stack: Stack) -> None:

@@ -74,6 +74,7 @@ class ActionsWorkerProcess:
             "SAFETY_TEMPORAL__ADDRESS": settings.temporal_address,
             "SAFETY_TEMPORAL__NAMESPACE": WORKFLOW_TEST_NAMESPACE,
             "SAFETY_DATABASE__URL": settings.database_url, "SAFETY_REDIS__URL": settings.redis_url,
+            "SAFETY_AUDIT_KEY": settings.audit_key_bytes().decode(),  # the chain's key, not a new dev key
             # Only the actions queue's port (base + its index) is bound; the SDK metrics are off.
             "SAFETY_WORKER__METRICS_BASE_PORT": str(metrics_port - TASK_QUEUES.index(ACTIONS_QUEUE)),
             "SAFETY_WORKER__SDK_METRICS_BASE_PORT": "0",

@@ -205,3 +205,42 @@ async def test_recording_twice_changes_nothing(harness: Harness) -> None:
     n = await harness.pool.fetchval("SELECT count(*) FROM audit_log WHERE case_id = $1 AND kind = 'appeal.decided'",
                                     ev.event_id)
     assert n == 1
+
+
+async def test_an_overturn_under_an_upheld_appeal_reverts_nothing(wf_client: Client, pool: asyncpg.Pool) -> None:
+    """The race of issue 15: the appeal was upheld while an overturn workflow was starting. The real
+    revert activity re-reads the appeal, refuses (non-retryable), and the workflow ends 'refused'
+    without touching the strike or the recorded outcome."""
+    from activities.actions import ActionActivities
+    from activities.connectors import ConnectorRouter, LogConnector
+
+    suffix = uuid.uuid4().hex[:8]
+    real = AppealActivities(pool, wf_client)
+    calls: list[str] = []
+
+    @activity.defn(name=REMOVE_USER_STRIKE)
+    async def remove_strike(inp: RemoveUserStrikeInput) -> RemoveStrikeResult:
+        calls.append("remove_strike")
+        return await real.remove_user_strike(inp)
+
+    @activity.defn(name=RECORD_APPEAL_OUTCOME)
+    async def record(inp: AppealOutcomeRecord) -> AppealOutcomeResult:
+        calls.append("record")
+        return await real.record_appeal_outcome(inp)
+
+    ev = await _actioned_case(pool, f"upheld-{suffix}")
+    appeal = await appeals.file_appeal(pool, case_id=ev.event_id, reason="sarcasm", filed_by="ingest:t")
+    assert appeal is not None
+    assert (await appeals.decide_uphold(pool, appeal_id=appeal["id"], decided_by="moderator:m2", note="stands"))
+    acts = ActionActivities(pool, ConnectorRouter(LogConnector(), {}))
+    async with (Worker(wf_client, task_queue=f"appeals-mod-{suffix}", activities=[remove_strike, record],
+                       workflows=[AppealWorkflow]),
+                Worker(wf_client, task_queue=f"appeals-act-{suffix}", activities=[acts.revert_actions])):
+        result = await wf_client.execute_workflow(
+            AppealWorkflow.run, AppealInput(appeal_id=appeal["id"], case_id=ev.event_id, event=ev, reason="sarcasm",
+                                            decided_by="moderator:m1", note="", actions_queue=f"appeals-act-{suffix}"),
+            id=appeal_workflow_id(appeal["id"]), task_queue=f"appeals-mod-{suffix}")
+    assert result.status == "refused" and not result.reverted and calls == []
+    assert "upheld by moderator:m2" in result.details[0]
+    row = await appeals.get_appeal(pool, appeal_id=appeal["id"])
+    assert row is not None and row["status"] == "upheld" and row["decided_by"] == "moderator:m2"
