@@ -111,6 +111,12 @@ class ChatEvent(DomainModel):
     author_reputation: float | None = None
     channel_history_count: int | None = None
     received_at: datetime
+    # The integration (API key name) that sent the event: its tenant. Empty in history written before.
+    integration: str = ""
+    # An edit (event_type ``message_edit``) is its own case: ``edit_of`` is the case id of the original
+    # message, ``revision`` the content hash of this revision (a redelivery of it is the same case).
+    edit_of: str | None = None
+    revision: str = ""
 
 
 class ScreeningThresholds(DomainModel):

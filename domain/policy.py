@@ -42,6 +42,11 @@ _REASON_TEXT: dict[ReasonStatus, str] = {
     ReasonStatus.INVALID_OUTPUT: "LLM returned invalid output",
     ReasonStatus.BUDGET_EXHAUSTED: "daily LLM budget spent",
 }
+# The kinds of "needs human review" reason a platform may see; what follows them (provider errors,
+# exception text, internal URLs) is for moderators only (api/services/events.py platform_view).
+PUBLIC_REVIEW_REASONS: tuple[str, ...] = (
+    *_REASON_TEXT.values(), "LLM confidence", "a platform action failed after retries",
+    "a platform action may not have been applied")
 
 
 def is_clean(screen: ScreenResult, policy: PolicyConfig) -> bool:

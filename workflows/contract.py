@@ -76,6 +76,10 @@ def appeal_workflow_id(appeal_id: str) -> str:
     return f"appeal-{appeal_id}"
 
 
+# --- Memo of a case workflow (set at start; not a command, so replay is unaffected) ---------------
+MEMO_INTEGRATION = "integration"  # the API key name (tenant) that sent the event
+
+
 # --- Search attributes (registered by `safety up`, the Helm chart and the compose job) -------------
 SA_CASE_ID = SearchAttributeKey.for_keyword("CaseId")
 SA_PLATFORM = SearchAttributeKey.for_keyword("Platform")

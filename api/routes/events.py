@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Response, status
 
 from api.deps import Ingester, ServicesDep, require
 from api.errors import INGEST_ERRORS
-from api.schemas import BatchAccepted, EventBatchIn, EventIn, EventStatus, IngestAccepted
+from api.schemas import BatchAccepted, ErrorOut, EventBatchIn, EventIn, EventStatus, IngestAccepted
 from api.services import events
 from core.storage.keys import KeyInfo, Role
 
@@ -45,9 +45,12 @@ async def ingest_batch(body: EventBatchIn, services: ServicesDep, response: Resp
     return await events.accept_batch(services=services, body=body, key=key, response=response)
 
 
-@router.get("/{event_id}/status", response_model=EventStatus, responses=INGEST_ERRORS,
-            summary="Where a case is: its stage, and the outcome once finished")
+@router.get("/{event_id}/status", response_model=EventStatus, responses={**INGEST_ERRORS, 404: {"model": ErrorOut}},
+            summary="Where a case is: its stage, and the outcome once finished",
+            description="An ingest key sees only the cases its integration sent (another's answers 404 exactly "
+                        "like a missing one) and reasons without internal detail; a platform-scoped moderator "
+                        "key sees only its platforms' cases.")
 async def event_status(event_id: Annotated[uuid.UUID, Path(description="The event_id returned by ingest.")],
                        services: ServicesDep,
-                       _key: Annotated[KeyInfo, Depends(require(Role.INGEST, Role.MODERATOR))]) -> EventStatus:
-    return await events.event_status(services=services, event_id=event_id)
+                       key: Annotated[KeyInfo, Depends(require(Role.INGEST, Role.MODERATOR))]) -> EventStatus:
+    return await events.event_status(services=services, event_id=event_id, key=key)

@@ -23,6 +23,6 @@ _ID = r"^[A-Za-z0-9_.:@#\-]+$"
                         "decision with the user as author and as target.")
 async def get_user(platform: Annotated[str, Path(max_length=32, pattern=r"^[a-z0-9_\-]+$")],
                    user_id: Annotated[str, Path(max_length=128, pattern=_ID)],
-                   pool: PoolDep, temporal: TemporalDep, _key: Moderator) -> UserPublic:
+                   pool: PoolDep, temporal: TemporalDep, key: Moderator) -> UserPublic:
     return await users.user_public(pool=pool, temporal=temporal, platform=platform,
-                                   user_id=user_id)
+                                   user_id=user_id, key=key)

@@ -94,15 +94,30 @@ def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key, e.g. the platform integration using it.")],
     role: Annotated[str, typer.Option(
         help="ingest (post events), moderator (read and decide), admin (all).")] = "ingest",
+    platforms: Annotated[str | None, typer.Option(
+        help="Moderator/admin keys only: comma-separated platforms whose cases the key sees "
+             "(e.g. discord,twitch); default every platform.")] = None,
 ) -> None:
     """Create a key and print it alone on stdout (it is shown once; only its hash is stored)."""
+    import re
+
     from core.storage.keys import Role, create_key
 
     try:
         r = Role(role)
     except ValueError:
         raise typer.BadParameter("role must be ingest, moderator or admin", param_hint="--role") from None
-    typer.echo(asyncio.run(_with_pool(lambda pool: create_key(pool, name=name, role=r))))
+    scope: list[str] | None = None
+    if platforms is not None:
+        scope = [p.strip() for p in platforms.split(",") if p.strip()]
+        bad = [p for p in scope if not re.fullmatch(r"[a-z0-9_\-]{1,32}", p)]
+        if not scope or bad:
+            raise typer.BadParameter("give platform names in lower case, comma-separated (e.g. discord,twitch)"
+                                     + (f"; not valid: {', '.join(bad)}" if bad else ""), param_hint="--platforms")
+        if r == Role.INGEST:
+            raise typer.BadParameter("ingest keys see only their own cases already; --platforms is for "
+                                     "moderator and admin keys", param_hint="--platforms")
+    typer.echo(asyncio.run(_with_pool(lambda pool: create_key(pool, name=name, role=r, platforms=scope))))
 
 
 @keys_app.command("list")
@@ -114,10 +129,11 @@ def keys_list() -> None:
     from core.storage.keys import list_keys
 
     rows = asyncio.run(_with_pool(list_keys))
-    table = Table("id", "name", "role", "prefix", "created", "revoked")
+    table = Table("id", "name", "role", "platforms", "prefix", "created", "revoked")
     for r in rows:
-        table.add_row(str(r["id"]), str(r["name"]), str(r["role"]), str(r["prefix"]), str(r["created_at"])[:19],
-                      str(r["revoked_at"] or "")[:19])
+        scope = ",".join(r["platforms"]) if r["platforms"] is not None else "all"  # type: ignore[call-overload]
+        table.add_row(str(r["id"]), str(r["name"]), str(r["role"]), scope, str(r["prefix"]),
+                      str(r["created_at"])[:19], str(r["revoked_at"] or "")[:19])
     Console().print(table)
 
 
