@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.policies import PolicyNotFoundError, load_policy
 from domain.models import PolicyConfig, ScreeningThresholds
 from workflows.contract import TASK_QUEUES
 
@@ -219,7 +220,13 @@ class Settings(BaseSettings):
                 else set()
             policy.thresholds = ScreeningThresholds(
                 review=policy.thresholds.review if "review" in overridden else float(thr["review"]),
-                act=policy.thresholds.act if "act" in overridden else float(thr["act"]))
+                act=policy.thresholds.act if "act" in overridden else float(thr["act"]),
+                disagreement=policy.thresholds.disagreement)
+        if not policy.clause_ids:
+            try:
+                policy.clause_ids = load_policy(policy.version).clause_ids
+            except PolicyNotFoundError:
+                pass  # no document: the reasoning activity refuses every case of this version (-> review)
         return policy
 
     def worker_metrics_port(self, queue: str) -> int:
