@@ -12,8 +12,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import asyncpg
+import redis.asyncio as aioredis
 
 from core.storage.audit import append_audit
+
+# A bearer token's caller is named ``jwt:<sub>``; no API key may take a name in that namespace.
+JWT_NAME_PREFIX = "jwt:"
+# Redis counter bumped by every revocation and rotation: each API process drops its cached keys when it
+# changes (checked on every request), so a revoked key stops working at once everywhere.
+KEY_GENERATION = "safety:keys:generation"
 
 
 class Role(StrEnum):
@@ -56,6 +63,9 @@ async def create_key(pool: asyncpg.Pool, *, name: str, role: Role, actor: str = 
                      platforms: list[str] | None = None) -> str:
     """Create a key and append ``key.create`` to the audit chain (name, role, prefix, platforms; never the
     secret). ``platforms`` scopes a moderator/admin key to those platforms (None: all)."""
+    if name.startswith(JWT_NAME_PREFIX):
+        raise ValueError(f"key names starting with '{JWT_NAME_PREFIX}' are reserved for bearer-token callers; "
+                         "choose another name")
     key, prefix = new_key()
     scope = sorted(set(platforms)) if platforms is not None else None
     async with pool.acquire() as conn, conn.transaction():
@@ -82,7 +92,8 @@ async def lookup_key(pool: asyncpg.Pool, key: str) -> KeyInfo | None:
 
 
 async def revoke_key(pool: asyncpg.Pool, *, name: str, actor: str = "cli") -> int:
-    """Revoke every active key with this name; appends ``key.revoke`` when at least one was revoked."""
+    """Revoke every active key with this name; appends ``key.revoke`` when at least one was revoked.
+    Call ``bump_key_generation`` afterwards so API processes stop accepting it at once."""
     async with pool.acquire() as conn, conn.transaction():
         prefixes = await conn.fetch(
             "UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL RETURNING prefix", name)
@@ -96,11 +107,16 @@ class KeyNotFoundError(LookupError):
     pass
 
 
+async def bump_key_generation(redis: aioredis.Redis) -> None:
+    """Tell every API process that keys changed (after a revocation or rotation has committed)."""
+    await redis.incr(KEY_GENERATION)
+
+
 async def rotate_key(pool: asyncpg.Pool, *, name: str, actor: str = "cli") -> str:
     """Replace the active key(s) named ``name`` with one new key of the same role, atomically.
 
-    The old keys are revoked in the same transaction; API processes that verified an old key in the
-    last minute keep accepting it until their cache entry expires (``Services.key_cache_ttl_s``).
+    The old keys are revoked in the same transaction; call ``bump_key_generation`` afterwards so API
+    processes drop their cached copies at once (otherwise within SAFETY_API__KEY_CACHE_TTL_S).
     Raises ``KeyNotFoundError`` when no active key has this name.
     """
     key, prefix = new_key()

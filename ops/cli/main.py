@@ -117,6 +117,11 @@ def keys_create(
         if r == Role.INGEST:
             raise typer.BadParameter("ingest keys see only their own cases already; --platforms is for "
                                      "moderator and admin keys", param_hint="--platforms")
+    from core.storage.keys import JWT_NAME_PREFIX
+
+    if name.startswith(JWT_NAME_PREFIX):
+        raise typer.BadParameter(f"names starting with '{JWT_NAME_PREFIX}' are reserved for bearer-token callers",
+                                 param_hint="--name")
     typer.echo(asyncio.run(_with_pool(lambda pool: create_key(pool, name=name, role=r, platforms=scope))))
 
 
@@ -139,17 +144,19 @@ def keys_list() -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Option(help="Revoke every active key with this name.")]) -> None:
-    """Revoke keys by name; requests with them get 401 within a minute (the API caches verified keys)."""
+    """Revoke keys by name; requests with them get 401 at once on every API process."""
     from core.storage.keys import revoke_key
 
     n = asyncio.run(_with_pool(lambda pool: revoke_key(pool, name=name)))
     typer.echo(f"revoked {n} key(s)")
+    if n:
+        _announce_key_change()
 
 
 @keys_app.command("rotate")
 def keys_rotate(name: Annotated[str, typer.Option(help="The name of the key to replace.")]) -> None:
     """Replace the active key with this name by a new one of the same role and print it alone on stdout;
-    the old key is revoked at once (API processes that verified it keep accepting it for up to a minute)."""
+    the old key stops working at once on every API process."""
     from core.storage.keys import KeyNotFoundError, rotate_key
 
     try:
@@ -157,6 +164,29 @@ def keys_rotate(name: Annotated[str, typer.Option(help="The name of the key to r
     except KeyNotFoundError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(1) from None
+    _announce_key_change()
+
+
+def _announce_key_change() -> None:
+    """Bump the key generation in Redis so every API process drops its cached keys now. Redis down: the
+    revocation still holds; processes notice it within SAFETY_API__KEY_CACHE_TTL_S (said on stderr)."""
+    import redis.asyncio as aioredis
+
+    from core.storage.keys import bump_key_generation
+
+    async def bump() -> None:
+        client = aioredis.from_url(get_settings().redis_url, socket_timeout=3)
+        try:
+            await bump_key_generation(client)
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(bump())
+    except (aioredis.RedisError, OSError) as err:
+        ttl = get_settings().api.key_cache_ttl_s
+        typer.echo(f"warning: could not notify API processes through Redis ({err}); they stop accepting the "
+                   f"old key within {ttl:.0f}s", err=True)
 
 
 @app.command()

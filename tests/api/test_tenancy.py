@@ -82,8 +82,9 @@ async def _record(pool: asyncpg.Pool, *, platform: str, integration: str, decisi
 async def world(pool: asyncpg.Pool, keys: dict[str, str], tenancy_api: httpx.AsyncClient) -> World:
     tag = uuid.uuid4().hex[:6]
     tenant_a, tenant_b = f"tenant-a-{tag}", f"tenant-b-{tag}"
-    token = jwt.encode({"sub": "jwt-mod", "role": "moderator", "exp": int(time.time() + 3600)}, JWT_SECRET,
-                       algorithm="HS256")
+    now = int(time.time())
+    token = jwt.encode({"sub": "jwt-mod", "role": "moderator", "iat": now, "exp": now + 3600, "aud": "safety-api"},
+                       JWT_SECRET, algorithm="HS256")
     headers = {
         "own": {"X-API-Key": await create_key(pool, name=tenant_a, role=Role.INGEST)},
         "other": {"X-API-Key": await create_key(pool, name=tenant_b, role=Role.INGEST)},
