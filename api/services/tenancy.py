@@ -2,7 +2,8 @@
 
 - an ingest key (a platform integration) sees, and appeals, only the cases it sent;
 - a moderator or admin key sees every platform's cases, or only its platforms' when it was created with
-  ``safety keys create --platforms discord,twitch``; a bearer token (JWT) is an unscoped moderator.
+  ``safety keys create --platforms discord,twitch`` (the audit chain, which spans every platform, is
+  then refused with 403); a bearer token (JWT) is an unscoped moderator.
 
 A case the caller may not see answers exactly like a missing one (the same 404 body), so a status code
 never tells another tenant that a case exists or how it was decided.
@@ -43,7 +44,7 @@ def platform_filter(key: KeyInfo, platform: str | None) -> tuple[str | None, lis
 
 
 def refuse_scoped(key: KeyInfo, what: str) -> None:
-    """403 for a route that spans every platform (the audit chain, global stats) and a scoped key."""
+    """403 for a route that spans every platform (the audit chain) and a scoped key."""
     if key.platforms is not None:
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             f"{what} spans every platform; this key is scoped to {', '.join(sorted(key.platforms))}. "

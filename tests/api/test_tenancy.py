@@ -144,8 +144,14 @@ ROUTES: dict[str, tuple[str, str, dict[str, object] | None, dict[str, object]]] 
                        "*": (409,)}),
     "user": ("GET", "/v1/users/twitch/u1", None,
              {"own": FORBIDDEN, "other": FORBIDDEN, "moderator_discord": FORBIDDEN, "admin_discord": FORBIDDEN}),
-    "stats": ("GET", "/v1/stats?window=1h", None,
-              {"own": FORBIDDEN, "other": FORBIDDEN, "moderator_discord": FORBIDDEN, "admin_discord": FORBIDDEN}),
+    "stats": ("GET", "/v1/stats?window=1h", None, {"own": FORBIDDEN, "other": FORBIDDEN}),
+    "ingest": ("POST", "/v1/events/ingest", {"platform": "twitch", "channel_id": "c1", "author_id": "au",
+                                             "content": "matrix hello"},
+               {"own": (202,), "other": (202,), "admin": (202,), "admin_discord": (202,), "*": FORBIDDEN}),
+    "ingest batch": ("POST", "/v1/events/ingest/batch",
+                     {"events": [{"platform": "twitch", "channel_id": "c1", "author_id": "au", "content": "hi"}]},
+                     {"own": (202,), "other": (202,), "admin": (202,), "admin_discord": (202,),
+                      "*": FORBIDDEN}),
     "audit": ("GET", "/v1/audit", None,
               {"own": FORBIDDEN, "other": FORBIDDEN, "moderator": FORBIDDEN, "moderator_discord": FORBIDDEN,
                "jwt": FORBIDDEN, "admin_discord": FORBIDDEN}),
@@ -222,6 +228,19 @@ async def test_lists_show_only_the_keys_platforms(tenancy_api: httpx.AsyncClient
     url = f"/v1/exports/statements-of-reasons?from={since}&to={until}"
     assert world.actioned in (await tenancy_api.get(url, headers=world.headers["admin"])).text
     assert world.actioned not in (await tenancy_api.get(url, headers=world.headers["admin_discord"])).text
+
+
+async def test_scoped_stats_count_only_the_keys_platforms(tenancy_api: httpx.AsyncClient, world: World,
+                                                           pool: asyncpg.Pool) -> None:
+    everything = (await tenancy_api.get("/v1/stats?window=1h", headers=world.headers["moderator"])).json()
+    scoped = (await tenancy_api.get("/v1/stats?window=1h", headers=world.headers["moderator_discord"])).json()
+    since, until = (datetime.fromisoformat(scoped[k]) for k in ("since", "until"))
+    discord = await pool.fetchval("SELECT count(*) FROM cases WHERE platform = 'discord' AND received_at >= $1 "
+                                  "AND received_at < $2", since, until)
+    pending = await pool.fetchval("SELECT count(*) FROM cases WHERE platform = 'discord' "
+                                  "AND review_status = 'pending'")
+    assert scoped["volume"] == discord < everything["volume"]
+    assert scoped["review_backlog"]["pending"] == pending < everything["review_backlog"]["pending"]
 
 
 async def test_the_platform_sees_no_internal_error_text(tenancy_api: httpx.AsyncClient, world: World) -> None:
