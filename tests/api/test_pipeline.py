@@ -166,6 +166,9 @@ async def test_an_edit_into_abuse_is_a_new_case_linked_to_the_original(
                               edited["event_id"])
     assert row["edit_of"] == first["event_id"] and row["message_id"] == original["message_id"]
     assert len(row["revision"]) == 32 and row["integration"] == "test-ingest"
+    shown = (await api.get(f"/v1/cases/{edited['event_id']}", headers={"X-API-Key": keys["moderator"]})).json()
+    assert (shown["edit_of"], shown["revision"], shown["integration"]) == (first["event_id"], row["revision"],
+                                                                          "test-ingest")
     second_edit = {**edit, "content": "hi everyone, sorry about that"}
     third = await _outcome(api, keys["ingest"], second_edit)
     assert third["event_id"] not in (first["event_id"], edited["event_id"])
