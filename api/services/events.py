@@ -235,10 +235,9 @@ async def _start_cases(services: Services, inputs: list[ModerateEventInput], ind
         async with gate:
             try:
                 duplicate = await _start_case(services, inputs[k])
-            except RPCError as err:
+            except RPCError:  # logged by _start_case; the platform gets no internal error text
                 results[k] = BatchItemAccepted(index=k, event_id=eid, status="not_accepted",
-                                               error=f"the workflow service is unreachable ({err.message}); "
-                                                     "send this event again")
+                                               error="the workflow service is unreachable; send this event again")
                 return
         results[k] = BatchItemAccepted(index=k, event_id=eid, status="queued", processing_url=_status_url(eid),
                                        duplicate=duplicate)
