@@ -23,7 +23,10 @@ BATCH_INGEST_PATH = "/v1/events/ingest/batch"
              responses=INGEST_ERRORS,
              summary="Accept a chat event for moderation",
              description="Validates the event, starts its case workflow and answers 202 at once. The same "
-                         "platform `message_id` ingested twice returns the same `event_id` and one case. "
+                         "platform `message_id` ingested twice by the same integration (API key name) returns the "
+                         "same `event_id` and one case; the id is keyed with the server's secret, so it cannot be "
+                         "precomputed. An edit (`event_type: message_edit`) is a new case per revision of the "
+                         "content, linked to the original message's case. "
                          "503 means the event was NOT accepted (Temporal unreachable): retry it.")
 async def ingest(body: EventIn, services: ServicesDep, key: Ingester) -> IngestAccepted:
     return await events.accept_event(services=services, body=body, key=key)

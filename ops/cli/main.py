@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -136,7 +136,8 @@ def keys_list() -> None:
     rows = asyncio.run(_with_pool(list_keys))
     table = Table("id", "name", "role", "platforms", "prefix", "created", "revoked")
     for r in rows:
-        scope = ",".join(r["platforms"]) if r["platforms"] is not None else "all"  # type: ignore[call-overload]
+        platforms = cast("list[str] | None", r["platforms"])
+        scope = ",".join(platforms) if platforms is not None else "all"
         table.add_row(str(r["id"]), str(r["name"]), str(r["role"]), scope, str(r["prefix"]),
                       str(r["created_at"])[:19], str(r["revoked_at"] or "")[:19])
     Console().print(table)

@@ -125,3 +125,37 @@ async def test_malformed_cursors_are_4xx_never_500(api: httpx.AsyncClient, keys:
 async def test_key_names_cannot_take_the_token_namespace(pool: asyncpg.Pool) -> None:
     with pytest.raises(ValueError, match="reserved"):
         await create_key(pool, name="jwt:alice", role=Role.MODERATOR)
+
+
+def _cli_result(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: str):  # noqa: ANN202
+    from ops.cli.main import app as cli
+
+    monkeypatch.setenv("SAFETY_DATABASE__URL", settings.database_url)
+    monkeypatch.setenv("SAFETY_REDIS__URL", settings.redis_url)
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(cli, list(args))
+    finally:
+        get_settings.cache_clear()
+
+
+async def test_cli_creates_platform_scoped_keys(api: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    name = f"eu-mods-{uuid.uuid4().hex[:6]}"
+    made = await asyncio.to_thread(_cli_result, settings, monkeypatch, "keys", "create", "--name", name,
+                                   "--role", "moderator", "--platforms", "twitch,discord")
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip()
+    row = await pool.fetchrow("SELECT role, platforms FROM api_keys WHERE name = $1", name)
+    assert (row["role"], row["platforms"]) == ("moderator", ["discord", "twitch"])
+    assert (await api.get("/v1/users/twitch/someone", headers={"X-API-Key": key})).status_code == 200
+    assert (await api.get("/v1/users/kick/someone", headers={"X-API-Key": key})).status_code == 403
+    monkeypatch.setenv("COLUMNS", "400")  # rich wraps the table to the terminal width
+    listed = await asyncio.to_thread(_cli_result, settings, monkeypatch, "keys", "list")
+    assert listed.exit_code == 0 and "discord,twitch" in listed.stdout
+    for bad in (["--role", "ingest", "--platforms", "discord"], ["--role", "moderator", "--platforms", "Discord!"],
+                ["--role", "moderator", "--platforms", ","]):
+        refused = await asyncio.to_thread(_cli_result, settings, monkeypatch, "keys", "create", "--name", name, *bad)
+        assert refused.exit_code == 2 and "--platforms" in refused.output, refused.output
+    reserved = await asyncio.to_thread(_cli_result, settings, monkeypatch, "keys", "create", "--name", "jwt:eve")
+    assert reserved.exit_code == 2 and "reserved" in reserved.output
