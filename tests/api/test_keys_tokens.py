@@ -159,3 +159,13 @@ async def test_cli_creates_platform_scoped_keys(api: httpx.AsyncClient, pool: as
         assert refused.exit_code == 2 and "--platforms" in refused.output, refused.output
     reserved = await asyncio.to_thread(_cli_result, settings, monkeypatch, "keys", "create", "--name", "jwt:eve")
     assert reserved.exit_code == 2 and "reserved" in reserved.output
+
+
+async def test_a_rotated_key_keeps_its_platform_scope(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    from core.storage.keys import rotate_key
+
+    name = f"scoped-rot-{uuid.uuid4().hex[:6]}"
+    await create_key(pool, name=name, role=Role.MODERATOR, platforms=["discord"])
+    new = await rotate_key(pool, name=name)
+    assert (await api.get("/v1/users/twitch/someone", headers={"X-API-Key": new})).status_code == 403
+    assert (await api.get("/v1/users/discord/someone", headers={"X-API-Key": new})).status_code == 200
