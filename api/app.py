@@ -48,6 +48,19 @@ async def _data_error(_: Request, exc: Exception) -> JSONResponse:
                         status_code=422)
 
 
+# The database being unreachable (refused, reset, restarting, pool closed or exhausted) is an outage the
+# client retries, never a 500: every route answers 503 with Retry-After, whichever query hit it.
+_DATABASE_DOWN: tuple[type[Exception], ...] = (
+    OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.InterfaceError,
+    asyncpg.ConnectionDoesNotExistError, asyncpg.TooManyConnectionsError, TimeoutError)
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database unreachable", extra={"path": request.url.path, "error": f"{type(exc).__name__}: {exc}"})
+    return JSONResponse({"detail": "the database is unreachable right now; nothing was changed, retry shortly"},
+                        status_code=503, headers={"Retry-After": "5"})
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
@@ -153,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(asyncpg.DataError, _data_error)
+    for kind in _DATABASE_DOWN:
+        app.add_exception_handler(kind, _database_down)
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(reviews.router)

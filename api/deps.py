@@ -35,9 +35,17 @@ class Services:
     policy: PolicyConfig
     # Loaded only in prescreen mode (SAFETY_API__PRESCREEN=true).
     model: ScreeningModel | None = None
-    # Verified keys, so a PostgreSQL blip does not stop ingest for keys seen in the last minute.
-    key_cache: dict[str, tuple[float, KeyInfo]] = field(default_factory=dict)
-    key_cache_ttl_s: float = 60.0
+    # Verified keys by hash, each with when it was verified and the key generation then (see
+    # ``authenticate``): a revocation anywhere drops them at once; a PostgreSQL outage keeps them working
+    # for SAFETY_API__KEY_CACHE_MAX_STALE_S at most.
+    key_cache: dict[str, CachedKey] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CachedKey:
+    verified_at: float  # time.monotonic()
+    generation: str
+    info: KeyInfo
 
 
 def get_services(request: Request) -> Services:
@@ -69,7 +77,9 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
 
 
 _bearer = HTTPBearer(auto_error=False, description="A moderator JWT (HS256 with SAFETY_JWT_SECRET; claims sub, "
-                                                   "role=moderator, exp), accepted wherever X-API-Key is.")
+                                                   "role=moderator, aud=SAFETY_JWT_AUDIENCE, iat, exp; lifetime "
+                                                   "at most SAFETY_JWT_MAX_LIFETIME_S), accepted wherever X-API-Key "
+                                                   "is. The caller is named `jwt:<sub>`.")
 # Roles a bearer token may carry. Admin work needs an API key, so every admin action traces to a stored key.
 _JWT_ROLES = frozenset({Role.MODERATOR})
 JWT_KEY_ID = 0  # KeyInfo.id of a token identity (stored keys start at 1)
@@ -86,18 +96,29 @@ def _from_token(settings: Settings, token: str) -> KeyInfo:
                             "use an X-API-Key header")
     try:
         claims = jwt.decode(token, settings.jwt_secret.get_secret_value(), algorithms=["HS256"],
-                            issuer=settings.jwt_issuer, options={"require": ["exp", "sub", "role"]})
+                            issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                            options={"require": ["exp", "iat", "sub", "role", "aud"]})
     except jwt.ExpiredSignatureError as err:
         raise _unauthorized("bearer token expired; get a new one") from err
+    except jwt.InvalidAudienceError as err:
+        raise _unauthorized(f"invalid bearer token: its audience is not '{settings.jwt_audience}' "
+                            "(SAFETY_JWT_AUDIENCE); get a token issued for this API") from err
     except jwt.InvalidTokenError as err:
         raise _unauthorized(f"invalid bearer token: {err}") from err
     sub, role = claims.get("sub"), claims.get("role")
     if not isinstance(sub, str) or not sub.strip() or len(sub) > 128:
         raise _unauthorized("invalid bearer token: 'sub' must be a non-empty string of at most 128 characters")
-    if role not in {r.value for r in _JWT_ROLES}:
-        raise _unauthorized(f"invalid bearer token: role '{role}' cannot be granted by a token; "
-                            "tokens carry role 'moderator' (use an API key for other roles)")
-    return KeyInfo(JWT_KEY_ID, sub, Role(role), "jwt")
+    if not isinstance(role, str) or role not in {r.value for r in _JWT_ROLES}:
+        shown = role if isinstance(role, str) else type(role).__name__
+        raise _unauthorized(f"invalid bearer token: role '{shown}' cannot be granted by a token; "
+                            "tokens carry the single string role 'moderator' (use an API key for other roles)")
+    exp, iat = claims["exp"], claims["iat"]
+    if not isinstance(exp, int | float) or not isinstance(iat, int | float) or exp - iat > settings.jwt_max_lifetime_s:
+        raise _unauthorized(f"invalid bearer token: its lifetime (exp - iat) is over the "
+                            f"{settings.jwt_max_lifetime_s}s this API accepts (SAFETY_JWT_MAX_LIFETIME_S); "
+                            "issue shorter-lived tokens")
+    # Namespaced, so a token's subject never acts as (or collides with) an API key of the same name.
+    return KeyInfo(JWT_KEY_ID, f"{keys.JWT_NAME_PREFIX}{sub}", Role(role), "jwt")
 
 
 async def authenticate(services: ServicesDep, api_key: Annotated[str | None, Security(_api_key_header)],
@@ -111,22 +132,39 @@ async def authenticate(services: ServicesDep, api_key: Annotated[str | None, Sec
     digest = keys.hash_key(api_key)
     cached = services.key_cache.get(digest)
     now = time.monotonic()
-    if cached and now - cached[0] < services.key_cache_ttl_s:
-        return cached[1]
+    api = services.settings.api
+    generation = await _key_generation(services)
+    if (cached and generation is not None and cached.generation == generation
+            and now - cached.verified_at < api.key_cache_ttl_s):
+        return cached.info
     try:
         info = await keys.lookup_key(services.pool, api_key)
-    except (OSError, asyncpg.PostgresError) as err:
-        if cached:  # stale but known: keep accepting while the database is unreachable
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        # Stale but known: keep accepting while the database is unreachable, for a bounded time only.
+        if cached and now - cached.verified_at < api.key_cache_max_stale_s:
             DEPENDENCY_DEGRADED_TOTAL.labels("postgres").inc()
-            return cached[1]
+            return cached.info
         log.error("key lookup failed: %s", err)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "cannot verify API keys right now (database "
                             "unreachable); retry shortly", headers={"Retry-After": "5"}) from err
     if info is None:
+        services.key_cache.pop(digest, None)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key",
                             headers={"WWW-Authenticate": "APIKey"})
-    services.key_cache[digest] = (now, info)
+    if generation is not None:  # Redis down: no cache (every request is checked against the database)
+        services.key_cache[digest] = CachedKey(now, generation, info)
     return info
+
+
+async def _key_generation(services: Services) -> str | None:
+    """The key generation (bumped by every revocation and rotation, see ``keys.bump_key_generation``);
+    None when Redis cannot say, and then no cached key is trusted."""
+    try:
+        value = await services.redis.get(keys.KEY_GENERATION)
+    except (aioredis.RedisError, OSError):
+        DEPENDENCY_DEGRADED_TOTAL.labels("redis").inc()
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value or "0")
 
 
 def require(*roles: Role):  # noqa: ANN201 - returns a dependency
@@ -153,7 +191,7 @@ async def _rate_limit(services: ServicesDep, key: KeyInfo, units: int = 1) -> No
     """Fixed one-minute window per key in Redis. Redis down: fail open (documented), count it."""
     limit = services.settings.api.rate_limit_per_minute
     window = int(time.time() // 60)
-    who = f"jwt:{key.name}" if key.id == JWT_KEY_ID else str(key.id)
+    who = key.name if key.id == JWT_KEY_ID else str(key.id)  # a token's name is already jwt:<sub>
     rkey = f"ratelimit:{who}:{window}"
     try:
         pipe = services.redis.pipeline()

@@ -107,7 +107,7 @@ class EventStatus(BaseModel):
     risk_score: float | None = None
     outcome: OutcomePublic | None = None
     workflow_id: str
-    temporal_ui_url: str
+    temporal_ui_url: str | None = Field(None, description="Moderators only: the case in the Temporal Web UI.")
 
 
 class ErrorOut(BaseModel):

@@ -89,6 +89,9 @@ class CasePublic(CaseSummary):
     """The full timeline of one case, for moderators."""
 
     message_id: str | None = None
+    integration: str | None = Field(None, description="The integration (API key name) that sent the event.")
+    edit_of: str | None = Field(None, description="For an edit (message_edit): the case of the original message.")
+    revision: str = Field("", description="For an edit: the content hash of this revision.")
     content: str
     category_scores: dict[str, float] = Field(default_factory=dict)
     reasons: list[str] = Field(default_factory=list)

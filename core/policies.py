@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_POLICIES_DIR", "PolicyDoc", "PolicyNotFoundError", "available_versions", "load_policy"]
+__all__ = ["DEFAULT_POLICIES_DIR", "NO_CLAUSE", "PolicyDoc", "PolicyNotFoundError", "available_versions", "load_policy"]
 
 DEFAULT_POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
 
@@ -22,11 +22,21 @@ DEFAULT_POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+# A clause is declared as a bold id at the start of a line: ``**H1 Targeted insults** ...``.
+_CLAUSE_RE = re.compile(r"^\*\*([A-Z][A-Z0-9]*[0-9])\b", re.MULTILINE)
+NO_CLAUSE = "NONE"  # what a verdict cites when no clause applies
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyDoc:
     version: str
     text: str
     sha256: str
+
+    @property
+    def clause_ids(self) -> list[str]:
+        """The clause ids the document declares, plus ``NONE``: the only values a verdict may cite."""
+        return [*dict.fromkeys(_CLAUSE_RE.findall(self.text)), NO_CLAUSE]
 
 
 class PolicyNotFoundError(LookupError):

@@ -8,6 +8,7 @@ one is not started; ``SAFETY_LLM__BASE_URL`` / ``SAFETY_LLM__API_KEY`` override 
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 from functools import lru_cache
@@ -17,6 +18,7 @@ from urllib.parse import quote, urlparse, urlunparse
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.policies import PolicyNotFoundError, load_policy
 from domain.models import PolicyConfig, ScreeningThresholds
 from workflows.contract import TASK_QUEUES
 
@@ -27,6 +29,29 @@ DEFAULT_SQLITE_PRAGMAS: tuple[str, ...] = ("journal_mode=wal", "synchronous=norm
 # Audit and backup HMAC keys outside development: at least this many characters.
 MIN_KEY_CHARS = 32
 DEFAULT_DYNAMIC_CONFIG: dict[str, int | float | bool | str] = {}
+
+
+# The development default of SAFETY_SECRET_KEY (refused outside development; `safety up` replaces it by
+# a random key kept in <data_dir>/dev-secret-key).
+DEV_SECRET_KEY = "dev-insecure-secret"
+MIN_SECRET_CHARS = 32
+_MIN_SECRET_BITS_PER_CHAR = 2.5  # 32 random hex chars: about 3.5 (rarely under 3), "abab..." 1, "aaaa..." 0
+
+
+def weak_secret(value: str) -> str | None:
+    """Why ``value`` is too weak to be a production secret (None: strong enough): its length, the Shannon
+    entropy of its characters and repeated 4-character runs; catches `abc`, `changeme...`, `aaaa...`
+    and repeated patterns. A random hex or base64 secret of 32+ characters always passes."""
+    if len(value) < MIN_SECRET_CHARS:
+        return f"is {len(value)} characters long"
+    counts = [value.count(c) for c in set(value)]
+    bits = max(0.0, -sum(n / len(value) * math.log2(n / len(value)) for n in counts))
+    if bits < _MIN_SECRET_BITS_PER_CHAR or len(counts) < 8:
+        return f"is not random enough ({bits:.1f} bits per character, {len(counts)} distinct characters)"
+    grams = [value[i:i + 4] for i in range(len(value) - 3)]
+    if len(set(grams)) < 0.75 * len(grams):  # a repeated pattern ("0123456789" * 4)
+        return "is not random enough (it repeats a pattern)"
+    return None
 
 
 class TemporalSettings(BaseModel):
@@ -104,6 +129,11 @@ class APISettings(BaseModel):
     # Prescreen mode: the API screens each event itself, records clean ones directly and starts a workflow
     # only for risky ones. Cheaper at high volume; clean events then have no workflow to trace.
     prescreen: bool = False
+    # Verified API keys are cached per process, and the cache is dropped as soon as a key is revoked or
+    # rotated anywhere (a generation counter in Redis, checked on each request). While PostgreSQL is
+    # unreachable a key verified in the last `key_cache_max_stale_s` seconds keeps working; after that 503.
+    key_cache_ttl_s: float = Field(60.0, gt=0)
+    key_cache_max_stale_s: float = Field(300.0, ge=0)
 
 
 class ConnectorSettings(BaseModel):
@@ -139,6 +169,9 @@ class ConnectorSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
+    # Address the worker metrics (ours and the SDK's) listen on: loopback by default; a deployment whose
+    # Prometheus scrapes the pod sets 0.0.0.0 (the k8s, Helm and compose manifests do).
+    metrics_host: str = "127.0.0.1"
     metrics_base_port: int = 9101  # moderation=9101, screening=9102, ...
     # The Temporal SDK's own worker metrics (Prometheus), moderation=9201, ...; 0 turns them off.
     sdk_metrics_base_port: int = 9201
@@ -172,11 +205,15 @@ class Settings(BaseSettings):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     screening_model_dir: Path | None = None
     # HMAC key for deterministic event ids and audit chaining; must be set outside development.
-    secret_key: SecretStr = SecretStr("dev-insecure-secret")
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     # HS256 secret for moderator bearer tokens (claims sub, role, exp); unset = bearer tokens refused.
     jwt_secret: SecretStr | None = None
     # When set, a token's `iss` claim must equal it.
     jwt_issuer: str | None = None
+    # A token's `aud` claim must equal this, and its lifetime (exp - iat, both required) is at most
+    # jwt_max_lifetime_s: a leaked token is useless elsewhere and expires.
+    jwt_audience: str = "safety-api"
+    jwt_max_lifetime_s: int = Field(12 * 3600, gt=0)
     otlp_endpoint: str = ""
     # HMAC-SHA256 key of the audit chain, kept outside the database (the database cannot re-sign a
     # rewritten chain). Development: generated into <data_dir>/dev-audit-key on first use.
@@ -242,11 +279,18 @@ class Settings(BaseSettings):
         if self.llm.api_key is None and os.environ.get("OPENAI_API_KEY"):
             self.llm.api_key = SecretStr(os.environ["OPENAI_API_KEY"])
         if self.environment != "development":
-            if self.secret_key.get_secret_value() == "dev-insecure-secret":
+            if self.secret_key.get_secret_value() == DEV_SECRET_KEY:
                 raise ValueError(
                     "SAFETY_SECRET_KEY is the development default; set a random secret "
                     "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`) outside development"
                 )
+            for name, secret in (("SAFETY_SECRET_KEY", self.secret_key), ("SAFETY_JWT_SECRET", self.jwt_secret),
+                                 ("SAFETY_CONNECTOR__WEBHOOK_SECRET", self.connector.webhook_secret)):
+                problem = weak_secret(secret.get_secret_value()) if secret is not None else None
+                if problem:
+                    raise ValueError(f"{name} {problem}; outside development use a random secret of at least "
+                                     f"{MIN_SECRET_CHARS} characters (e.g. `python -c 'import secrets; "
+                                     "print(secrets.token_hex(32))'`)")
             missing = [n for n, v in (("SAFETY_TEMPORAL__ADDRESS", self.temporal.address),
                                       ("SAFETY_DATABASE__URL", self.database.url),
                                       ("SAFETY_REDIS__URL", self.redis.url)) if not v]
@@ -300,7 +344,13 @@ class Settings(BaseSettings):
                 else set()
             policy.thresholds = ScreeningThresholds(
                 review=policy.thresholds.review if "review" in overridden else float(thr["review"]),
-                act=policy.thresholds.act if "act" in overridden else float(thr["act"]))
+                act=policy.thresholds.act if "act" in overridden else float(thr["act"]),
+                disagreement=policy.thresholds.disagreement)
+        if not policy.clause_ids:
+            try:
+                policy.clause_ids = load_policy(policy.version).clause_ids
+            except PolicyNotFoundError:
+                pass  # no document: the reasoning activity refuses every case of this version (-> review)
         return policy
 
     def worker_metrics_port(self, queue: str) -> int:

@@ -16,9 +16,10 @@ from core.telemetry import temporal_interceptors
 from workflows.contract import SEARCH_ATTRIBUTES
 
 
-def metrics_runtime(port: int) -> Runtime:
-    """A Temporal runtime that serves the SDK's worker metrics for Prometheus on ``port``."""
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}")))
+def metrics_runtime(port: int, *, host: str = "127.0.0.1") -> Runtime:
+    """A Temporal runtime that serves the SDK's worker metrics for Prometheus on ``host:port`` (loopback
+    unless SAFETY_WORKER__METRICS_HOST opens it)."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}")))
 
 
 async def connect(settings: Settings, *, attempts: int = 30, runtime: Runtime | None = None) -> Client:

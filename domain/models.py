@@ -111,6 +111,12 @@ class ChatEvent(DomainModel):
     author_reputation: float | None = None
     channel_history_count: int | None = None
     received_at: datetime
+    # The integration (API key name) that sent the event: its tenant. Empty in history written before.
+    integration: str = ""
+    # An edit (event_type ``message_edit``) is its own case: ``edit_of`` is the case id of the original
+    # message, ``revision`` the content hash of this revision (a redelivery of it is the same case).
+    edit_of: str | None = None
+    revision: str = ""
 
 
 class ScreeningThresholds(DomainModel):
@@ -118,6 +124,9 @@ class ScreeningThresholds(DomainModel):
 
     review: float = 0.5
     act: float = 0.85
+    # A score at or above this (None: ``act``) with an LLM "no violation" is a disagreement: the case
+    # goes to a person instead of being allowed, so one successful prompt injection cannot allow it.
+    disagreement: float | None = None
 
 
 class LadderRung(DomainModel):
@@ -181,6 +190,10 @@ class PolicyConfig(DomainModel):
 
     version: str = "harassment-v1"
     thresholds: ScreeningThresholds = Field(default_factory=ScreeningThresholds)
+    # The clause ids of the policy document (Settings.effective_policy reads them from it). A verdict
+    # citing any other clause is invalid output and goes to review, so free text never reaches the DSA
+    # statement or the author's DM. Empty only in inputs recorded before the check existed: not checked.
+    clause_ids: list[str] = Field(default_factory=list)
     # A verdict below this confidence is not acted upon: the case goes to a person.
     min_llm_confidence: float = 0.7
     # Categories a screening score alone may never sanction: they always need reasoning or a person.

@@ -42,6 +42,23 @@ _REASON_TEXT: dict[ReasonStatus, str] = {
     ReasonStatus.INVALID_OUTPUT: "LLM returned invalid output",
     ReasonStatus.BUDGET_EXHAUSTED: "daily LLM budget spent",
 }
+# The kinds of "needs human review" reason a platform may see; what follows them (provider errors,
+# exception text, internal URLs) is for moderators only (api/services/events.py platform_view).
+PUBLIC_REVIEW_REASONS: tuple[str, ...] = (
+    *_REASON_TEXT.values(), "LLM confidence", "disagreement", "a platform action failed after retries",
+    "a platform action may not have been applied")
+
+
+def disagreement_threshold(policy: PolicyConfig) -> float:
+    """The score from which an LLM "no violation" is not enough to allow (default: the act threshold)."""
+    thr = policy.thresholds
+    return thr.disagreement if thr.disagreement is not None else thr.act
+
+
+def clause_is_valid(verdict: LLMVerdict, policy: PolicyConfig) -> bool:
+    """The verdict cites one of the policy's clause ids (not checked for inputs recorded before
+    ``clause_ids`` existed)."""
+    return not policy.clause_ids or verdict.policy_clause in policy.clause_ids
 
 
 def is_clean(screen: ScreenResult, policy: PolicyConfig) -> bool:
@@ -86,12 +103,27 @@ def decide(screen: ScreenResult, reason: ReasonResult | None, policy: PolicyConf
         )
 
     verdict = reason.verdict
+    if not clause_is_valid(verdict, policy):
+        # Treated as invalid output: the cited text is not repeated anywhere (it may be an injection).
+        return DecideResult(
+            decision=Decision.REVIEW, category=verdict.category if verdict.violation else category,
+            needs_review=True,
+            reasons=[*reasons, f"needs human review: {_REASON_TEXT[ReasonStatus.INVALID_OUTPUT]}: policy_clause "
+                               f"is not a clause of policy {policy.version}"],
+        )
     if verdict.confidence < policy.min_llm_confidence:
         return DecideResult(
             decision=Decision.REVIEW, category=verdict.category if verdict.violation else category,
             needs_review=True,
             reasons=[*reasons, f"needs human review: LLM confidence {verdict.confidence:.2f} "
                                f"below {policy.min_llm_confidence:.2f}"],
+        )
+    if not verdict.violation and screen.risk_score >= disagreement_threshold(policy):
+        return DecideResult(
+            decision=Decision.REVIEW, category=category, needs_review=True,
+            reasons=[*reasons, f"needs human review: disagreement: screened {screen.risk_score:.3f} >= "
+                               f"{disagreement_threshold(policy):.2f} but the LLM found no violation "
+                               f"({verdict.confidence:.2f}): {verdict.rationale[:200]}"],
         )
     if not verdict.violation:
         return DecideResult(

@@ -81,7 +81,26 @@ class Stack:
         if not s.redis.url:
             self._start(EmbeddedRedis(self.data_dir, port=s.redis.port))
         env["SAFETY_REDIS__URL"] = s.redis_url
+        secret = self._dev_secret_key()
+        if secret:
+            env["SAFETY_SECRET_KEY"] = secret
         return env
+
+    def _dev_secret_key(self) -> str | None:
+        """In development without SAFETY_SECRET_KEY: a random key made on first start and kept in
+        ``<data_dir>/dev-secret-key`` (mode 0600), like the dev API key, so event ids (HMAC-keyed) are not
+        predictable from the public default and stay the same across restarts."""
+        from core.settings import DEV_SECRET_KEY
+
+        if self.settings.environment != "development" or self.settings.secret_key.get_secret_value() != DEV_SECRET_KEY:
+            return None
+        path = self.data_dir / "dev-secret-key"
+        if not path.exists():
+            import secrets
+
+            path.write_text(secrets.token_hex(32) + "\n")
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def _start(self, svc: ManagedProcess) -> None:
         started = time.monotonic()

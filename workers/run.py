@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 async def serve(queue: str) -> None:
     settings = get_settings()
     setup_tracing(f"safety-worker-{queue}", otlp_endpoint=settings.otlp_endpoint)
-    start_http_server(settings.worker_metrics_port(queue), addr="0.0.0.0")
+    host = settings.worker.metrics_host  # loopback unless the deployment opens it (SAFETY_WORKER__METRICS_HOST)
+    start_http_server(settings.worker_metrics_port(queue), addr=host)
     sdk_port = settings.worker_sdk_metrics_port(queue)
-    client = await connect(settings, runtime=metrics_runtime(sdk_port) if sdk_port else None)
+    client = await connect(settings, runtime=metrics_runtime(sdk_port, host=host) if sdk_port else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

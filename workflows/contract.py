@@ -61,19 +61,35 @@ def event_workflow_id(event_id: str) -> str:
     return f"event-{event_id}"
 
 
+def _id_part(value: str) -> str:
+    """One leading part of a composite workflow id, with the separator ``:`` (and ``%``) percent-encoded,
+    so the first ``:`` always ends it: ``discord-x`` + ``1`` and ``discord`` + ``x-1`` differ."""
+    return value.replace("%", "%25").replace(":", "%3A")
+
+
 def user_session_id(platform: str, author_id: str) -> str:
-    """UserSessionWorkflow of one author on one platform."""
-    return f"user-{platform}-{author_id}"
+    """UserSessionWorkflow of one author on one platform: ``user-<platform>:<author_id>``.
+
+    Until issue 15 this was ``user-<platform>-<author_id>``, which let ``discord-x`` + ``1`` and
+    ``discord`` + ``x-1`` share one session. Sessions started under the old ids keep running until their
+    strikes decay (their timers still lift timeouts) but new cases no longer reach them: an author's
+    ladder starts again from the first rung after the upgrade (docs/operations.md)."""
+    return f"user-{_id_part(platform)}:{author_id}"
 
 
 def target_session_id(platform: str, target_id: str) -> str:
-    """TargetSessionWorkflow of one target (brigading protection) on one platform."""
-    return f"target-{platform}-{target_id}"
+    """TargetSessionWorkflow of one target (brigading protection) on one platform:
+    ``target-<platform>:<target_id>`` (was ``target-<platform>-<target_id>``, see ``user_session_id``)."""
+    return f"target-{_id_part(platform)}:{target_id}"
 
 
 def appeal_workflow_id(appeal_id: str) -> str:
     """AppealWorkflow of one appeal."""
     return f"appeal-{appeal_id}"
+
+
+# --- Memo of a case workflow (set at start; not a command, so replay is unaffected) ---------------
+MEMO_INTEGRATION = "integration"  # the API key name (tenant) that sent the event
 
 
 # --- Search attributes (registered by `safety up`, the Helm chart and the compose job) -------------

@@ -82,7 +82,7 @@ async def _sleep_until(deadline: datetime | None, wake: asyncio.Event) -> None:
 
 @workflow.defn(name=contract.USER_SESSION_WORKFLOW)
 class UserSessionWorkflow:
-    """Strikes of one author on one platform (id ``user-<platform>-<author_id>``)."""
+    """Strikes of one author on one platform (id ``user-<platform>:<author_id>``)."""
 
     @workflow.init
     def __init__(self, inp: UserSessionInput) -> None:
@@ -277,7 +277,7 @@ def _lift_event(inp: StrikeInput, now: datetime) -> ChatEvent:
 
 @workflow.defn(name=contract.TARGET_SESSION_WORKFLOW)
 class TargetSessionWorkflow:
-    """Incidents aimed at one target on one platform (id ``target-<platform>-<target_id>``)."""
+    """Incidents aimed at one target on one platform (id ``target-<platform>:<target_id>``)."""
 
     @workflow.init
     def __init__(self, inp: TargetSessionInput) -> None:

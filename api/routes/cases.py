@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from api.deps import Cursor, Limit, Moderator, PoolDep, SettingsDep
 from api.errors import ERRORS
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/cases", tags=["cases"])
                         "(`from` inclusive, `to` exclusive, on received time) and needs_review. Page with "
                         "`cursor` = the previous page's next_cursor.")
 async def list_cases(
-    pool: PoolDep, _key: Moderator,
+    pool: PoolDep, key: Moderator,
     platform: Annotated[str | None, Query(max_length=32)] = None,
     channel: Annotated[str | None, Query(max_length=128)] = None,
     author: Annotated[str | None, Query(max_length=128)] = None,
@@ -34,7 +34,7 @@ async def list_cases(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> CasesPage:
-    filters = cases.case_filters(platform=platform, channel=channel, author=author, target=target,
+    filters = cases.case_filters(key=key, platform=platform, channel=channel, author=author, target=target,
                                  decision=decision.value if decision else None,
                                  category=category.value if category else None, since=from_, until=to,
                                  needs_review=needs_review)
@@ -46,5 +46,6 @@ async def list_cases(
             description="Scores, the context the LLM saw, its verdict and rationale, the policy version, "
                         "actions as recorded and as the platform answered (ledger), the review, appeals, "
                         "the audit entries and a link to the workflow in the Temporal Web UI.")
-async def get_case(case_id: str, pool: PoolDep, settings: SettingsDep, _key: Moderator) -> CasePublic:
-    return await cases.case_public(pool=pool, settings=settings, case_id=case_id)
+async def get_case(case_id: Annotated[str, Path(max_length=128)], pool: PoolDep, settings: SettingsDep,
+                   key: Moderator) -> CasePublic:
+    return await cases.case_public(pool=pool, settings=settings, case_id=case_id, key=key)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Response, status
 
 from api.deps import Ingester, ServicesDep, require
 from api.errors import INGEST_ERRORS
-from api.schemas import BatchAccepted, EventBatchIn, EventIn, EventStatus, IngestAccepted
+from api.schemas import BatchAccepted, ErrorOut, EventBatchIn, EventIn, EventStatus, IngestAccepted
 from api.services import events
 from core.storage.keys import KeyInfo, Role
 
@@ -23,7 +23,10 @@ BATCH_INGEST_PATH = "/v1/events/ingest/batch"
              responses=INGEST_ERRORS,
              summary="Accept a chat event for moderation",
              description="Validates the event, starts its case workflow and answers 202 at once. The same "
-                         "platform `message_id` ingested twice returns the same `event_id` and one case. "
+                         "platform `message_id` ingested twice by the same integration (API key name) returns the "
+                         "same `event_id` and one case; the id is keyed with the server's secret, so it cannot be "
+                         "precomputed. An edit (`event_type: message_edit`) is a new case per revision of the "
+                         "content, linked to the original message's case. "
                          "503 means the event was NOT accepted (Temporal unreachable): retry it.")
 async def ingest(body: EventIn, services: ServicesDep, key: Ingester) -> IngestAccepted:
     return await events.accept_event(services=services, body=body, key=key)
@@ -45,9 +48,12 @@ async def ingest_batch(body: EventBatchIn, services: ServicesDep, response: Resp
     return await events.accept_batch(services=services, body=body, key=key, response=response)
 
 
-@router.get("/{event_id}/status", response_model=EventStatus, responses=INGEST_ERRORS,
-            summary="Where a case is: its stage, and the outcome once finished")
+@router.get("/{event_id}/status", response_model=EventStatus, responses={**INGEST_ERRORS, 404: {"model": ErrorOut}},
+            summary="Where a case is: its stage, and the outcome once finished",
+            description="An ingest key sees only the cases its integration sent (another's answers 404 exactly "
+                        "like a missing one) and reasons without internal detail; a platform-scoped moderator "
+                        "key sees only its platforms' cases.")
 async def event_status(event_id: Annotated[uuid.UUID, Path(description="The event_id returned by ingest.")],
                        services: ServicesDep,
-                       _key: Annotated[KeyInfo, Depends(require(Role.INGEST, Role.MODERATOR))]) -> EventStatus:
-    return await events.event_status(services=services, event_id=event_id)
+                       key: Annotated[KeyInfo, Depends(require(Role.INGEST, Role.MODERATOR))]) -> EventStatus:
+    return await events.event_status(services=services, event_id=event_id, key=key)

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1/exports", tags=["exports"])
                         "decision_ground, incompatible_content_ground, category, automated_detection, "
                         "automated_decision, application_date, ...), plus `redress` (how to appeal).")
 async def statements_of_reasons(
-    pool: PoolDep, _key: Admin,
+    pool: PoolDep, key: Admin,
     from_: Annotated[datetime, Query(alias="from", description="ISO 8601, inclusive.")],
     to: Annotated[datetime, Query(description="ISO 8601, exclusive.")],
 ) -> StreamingResponse:
@@ -44,6 +44,8 @@ async def statements_of_reasons(
 
     async def lines() -> AsyncIterator[bytes]:
         async for case in exports.actioned_cases(pool, since=from_, until=to):
+            if not key.sees_platform(case["platform"]):
+                continue  # a platform-scoped admin key exports only its platforms' statements
             yield (json.dumps(exports.statement_of_reasons(case), ensure_ascii=False) + "\n").encode()
 
     name = f"statements-of-reasons_{from_:%Y%m%dT%H%M%S}_{to:%Y%m%dT%H%M%S}.jsonl"

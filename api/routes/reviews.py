@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from api.deps import Cursor, Limit, Moderator, PoolDep, TemporalDep
 from api.errors import ERRORS
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 
 @router.get("", response_model=ReviewsPage, responses=ERRORS, summary="Cases waiting for a moderator, oldest first")
 async def list_reviews(
-    pool: PoolDep, _key: Moderator,
+    pool: PoolDep, key: Moderator,
     queue: Literal["standard", "senior"] | None = None,
     platform: Annotated[str | None, Query(max_length=32)] = None,
     category: HarmCategory | None = None,
@@ -29,7 +29,7 @@ async def list_reviews(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ReviewsPage:
-    return await reviews.list_reviews(pool=pool, queue=queue, platform=platform,
+    return await reviews.list_reviews(pool=pool, key=key, queue=queue, platform=platform,
                                       category=category.value if category else None, claimed=claimed, limit=limit,
                                       cursor=cursor)
 
@@ -37,7 +37,7 @@ async def list_reviews(
 @router.post("/{case_id}/claim", response_model=ClaimPublic, responses=ERRORS,
              summary="Claim a case exclusively for a while",
              description="409 while another moderator holds an unexpired claim. Claiming again extends your claim.")
-async def claim(case_id: str, pool: PoolDep, key: Moderator,
+async def claim(case_id: Annotated[str, Path(max_length=128)], pool: PoolDep, key: Moderator,
                 minutes: Annotated[int, Query(ge=1, le=240, description="Claim length.")] =
                 DEFAULT_CLAIM_MINUTES) -> ClaimPublic:
     return await reviews.claim(pool=pool, case_id=case_id, key=key, minutes=minutes)
@@ -47,6 +47,6 @@ async def claim(case_id: str, pool: PoolDep, key: Moderator,
              summary="Decide a case waiting for review",
              description="You must hold the claim, or the case must be unclaimed. The decision is delivered to the "
                          "case workflow, which executes the actions and records them; the answer is what it did.")
-async def decide(case_id: str, body: ReviewDecisionIn, pool: PoolDep, temporal: TemporalDep,
-                 key: Moderator) -> ReviewOutcome:
+async def decide(case_id: Annotated[str, Path(max_length=128)], body: ReviewDecisionIn, pool: PoolDep,
+                 temporal: TemporalDep, key: Moderator) -> ReviewOutcome:
     return await reviews.decide(pool=pool, temporal=temporal, case_id=case_id, body=body, key=key)

@@ -17,6 +17,7 @@ from temporalio.service import RPCError
 
 from api.errors import conflict, cursor_error, not_found, unavailable
 from api.schemas_reporting import AppealDecisionAccepted, AppealDecisionIn, AppealIn, AppealPublic, AppealsPage
+from api.services.tenancy import visible_case
 from core.storage import appeals, cases
 from core.storage.common import Conflict, CursorError, NotActionable
 from core.storage.keys import KeyInfo
@@ -33,7 +34,9 @@ def appeal_public(row: dict[str, Any]) -> AppealPublic:
 
 
 async def file_appeal(*, pool: asyncpg.Pool, body: AppealIn, key: KeyInfo) -> AppealPublic:
-    """404 unknown case, 409 an appeal is already open, 422 the case was not actioned."""
+    """404 unknown case (or another tenant's: the same answer, checked before anything that would tell
+    them apart), 409 an appeal is already open, 422 the case was not actioned."""
+    await visible_case(pool, key, body.case_id, missing=f"no case with id {body.case_id}")
     try:
         row = await appeals.file_appeal(pool, case_id=body.case_id, reason=body.reason,
                                         filed_by=f"{key.role.value}:{key.name}")
@@ -47,25 +50,38 @@ async def file_appeal(*, pool: asyncpg.Pool, body: AppealIn, key: KeyInfo) -> Ap
     return appeal_public(row)
 
 
-async def list_appeals(*, pool: asyncpg.Pool, status: str | None, case_id: str | None, limit: int,
+async def list_appeals(*, pool: asyncpg.Pool, key: KeyInfo, status: str | None, case_id: str | None, limit: int,
                        cursor: str | None) -> AppealsPage:
+    """A platform-scoped key sees only appeals of its platforms' cases (a page may then hold fewer than
+    ``limit`` items; follow ``next_cursor`` as usual)."""
     try:
         rows, nxt = await appeals.list_appeals(pool, status=status, case_id=case_id, limit=limit, cursor=cursor)
     except CursorError as err:
         raise cursor_error(err) from err
+    if key.platforms is not None and rows:
+        owners = await cases.case_tenancy(pool, sorted({r["case_id"] for r in rows}))
+        rows = [r for r in rows if r["case_id"] in owners and key.sees_platform(owners[r["case_id"]].platform)]
     return AppealsPage(items=[appeal_public(r) for r in rows], next_cursor=nxt)
 
 
-async def get_appeal(*, pool: asyncpg.Pool, appeal_id: str) -> AppealPublic:
+async def _visible_appeal(pool: asyncpg.Pool, key: KeyInfo, appeal_id: str) -> dict[str, Any]:
+    """The appeal when its case is one ``key`` may see; else the same 404 as for an unknown appeal."""
+    missing = f"no appeal with id {appeal_id}"
     row = await appeals.get_appeal(pool, appeal_id=appeal_id)
     if row is None:
-        raise not_found(f"no appeal with id {appeal_id}")
-    return appeal_public(row)
+        raise not_found(missing)
+    await visible_case(pool, key, row["case_id"], missing=missing)
+    return row
+
+
+async def get_appeal(*, pool: asyncpg.Pool, appeal_id: str, key: KeyInfo) -> AppealPublic:
+    return appeal_public(await _visible_appeal(pool, key, appeal_id))
 
 
 async def decide_appeal(*, pool: asyncpg.Pool, temporal: Client, appeal_id: str, body: AppealDecisionIn,
                         key: KeyInfo) -> AppealPublic | JSONResponse:
     """Uphold: the closed appeal. Overturn: 202 with the workflow that carries it out."""
+    await _visible_appeal(pool, key, appeal_id)
     moderator = f"moderator:{key.name}"
     try:
         if body.outcome == "uphold":

@@ -16,9 +16,11 @@ from api.schemas_reporting import (
     CaseSummary,
     ReviewPublic,
 )
+from api.services.tenancy import may_see_case, platform_filter
 from core.settings import Settings
 from core.storage import cases
 from core.storage.common import CursorError
+from core.storage.keys import KeyInfo
 from workflows.contract import event_workflow_id
 
 
@@ -37,12 +39,13 @@ async def list_cases(*, pool: asyncpg.Pool, filters: cases.CaseFilters, limit: i
     return CasesPage(items=[CaseSummary(**r) for r in rows], next_cursor=nxt)
 
 
-async def case_public(*, pool: asyncpg.Pool, settings: Settings, case_id: str) -> CasePublic:
-    """The case with its ledger, review, appeals, audit entries and workflow link; 404 when not recorded."""
+async def case_public(*, pool: asyncpg.Pool, settings: Settings, case_id: str, key: KeyInfo) -> CasePublic:
+    """The case with its ledger, review, appeals, audit entries and workflow link; 404 when not recorded,
+    or when it belongs to a platform outside the key's scope (the same answer)."""
     from api.services.appeals import appeal_public  # appeals build on cases, not the other way round
 
     case = await cases.case_timeline(pool, case_id=case_id)
-    if case is None:
+    if case is None or not may_see_case(key, integration=case.get("integration"), platform=case["platform"]):
         raise not_found(f"no case with id {case_id}: it was not recorded (yet); see /v1/events/{case_id}/status")
     wid = case.get("workflow_id") or event_workflow_id(case_id)
     claim = case["claim"] or {}
@@ -61,8 +64,11 @@ async def case_public(*, pool: asyncpg.Pool, settings: Settings, case_id: str) -
     })
 
 
-def case_filters(*, platform: str | None, channel: str | None, author: str | None, target: str | None,
-                 decision: str | None, category: str | None, since: datetime | None, until: datetime | None,
-                 needs_review: bool | None) -> cases.CaseFilters:
+def case_filters(*, key: KeyInfo, platform: str | None, channel: str | None, author: str | None,
+                 target: str | None, decision: str | None, category: str | None, since: datetime | None,
+                 until: datetime | None, needs_review: bool | None) -> cases.CaseFilters:
+    """The list filters, limited to the key's platforms when it is scoped."""
+    platform, platforms = platform_filter(key, platform)
     return cases.CaseFilters(platform=platform, channel=channel, author=author, target=target, decision=decision,
-                             category=category, since=since, until=until, needs_review=needs_review)
+                             category=category, since=since, until=until, needs_review=needs_review,
+                             platforms=platforms)

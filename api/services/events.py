@@ -7,9 +7,14 @@ The routes in ``api/routes/events.py`` validate the request and call these.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import logging
+import re
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,10 +41,11 @@ from api.schemas import (
     OutcomePublic,
 )
 from api.services.cases import temporal_ui_url
+from api.services.tenancy import may_see_case
 from core.metrics import DEPENDENCY_DEGRADED_TOTAL, INGEST_DURATION_MS, INGEST_REQUESTS_TOTAL
 from core.settings import Settings
 from core.storage import cases
-from core.storage.keys import KeyInfo
+from core.storage.keys import KeyInfo, Role
 from domain.models import (
     CaseOutcome,
     CasePath,
@@ -50,7 +56,7 @@ from domain.models import (
     ScreenResult,
     Stage,
 )
-from domain.policy import clean_decision, is_clean
+from domain.policy import PUBLIC_REVIEW_REASONS, clean_decision, is_clean
 from workflows import contract
 from workflows.moderate import search_attributes_for_start
 
@@ -58,24 +64,60 @@ log = logging.getLogger(__name__)
 
 # Workflow starts one batch request keeps in flight (each is one round trip to Temporal).
 _BATCH_STARTS_IN_FLIGHT = 32
-_EVENT_NS = uuid.UUID("9f1c2b7a-3e4d-4c5b-8a6f-0d1e2f3a4b5c")
+EDIT_EVENT_TYPE = "message_edit"
 
 
-def event_id_for(body: EventIn) -> str:
-    """Deterministic for a platform message (so a redelivery maps to the same case), random otherwise."""
-    if body.message_id:
-        return str(uuid.uuid5(_EVENT_NS, f"{body.platform}:{body.message_id}"))
-    return str(uuid.uuid4())
+@dataclass(frozen=True)
+class EventIdentity:
+    """Who a case is: its id, and for an edit the original message's case id and this revision's hash."""
+
+    event_id: str
+    edit_of: str | None = None
+    revision: str = ""
 
 
-def to_domain(body: EventIn, event_id: str) -> ChatEvent:
+def _keyed_uuid(secret: bytes, *parts: str) -> str:
+    """A UUID-shaped HMAC-SHA256 of the parts under the server's secret: nobody without the secret can
+    compute it in advance, and every part (JSON-encoded, so no separator ambiguity) changes it."""
+    mac = hmac.new(secret, json.dumps(parts, ensure_ascii=False).encode(), hashlib.sha256).digest()
+    return str(uuid.UUID(bytes=mac[:16], version=4))
+
+
+def revision_of(content: str) -> str:
+    """The content hash that names one revision of a platform message."""
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()[:32]
+
+
+def event_id_for(body: EventIn, *, secret: bytes, integration: str) -> EventIdentity:
+    """The case id of an event. With a platform ``message_id`` it is deterministic, so a redelivery maps
+    to the same case, and keyed (``SAFETY_SECRET_KEY``) and scoped to the sending integration, so no
+    one can precompute it or claim another integration's messages. An edit (``message_edit``) is a new
+    case per revision (content hash), linked to the original message's case by ``edit_of``. Without a
+    message_id: random."""
+    if not body.message_id:
+        return EventIdentity(str(uuid.uuid4()))
+    original = _keyed_uuid(secret, "event", integration, body.platform, body.message_id)
+    if body.event_type != EDIT_EVENT_TYPE:
+        return EventIdentity(original)
+    revision = revision_of(body.content)
+    return EventIdentity(_keyed_uuid(secret, "edit", integration, body.platform, body.message_id, revision),
+                         edit_of=original, revision=revision)
+
+
+def to_domain(body: EventIn, ident: EventIdentity, *, integration: str = "") -> ChatEvent:
     md = body.metadata
     return ChatEvent(
-        event_id=event_id, event_type=body.event_type, platform=body.platform, channel_id=body.channel_id,
+        event_id=ident.event_id, event_type=body.event_type, platform=body.platform, channel_id=body.channel_id,
         target_id=body.user_id, author_id=body.author_id, content=body.content, message_id=body.message_id,
         timestamp=md.timestamp, user_reputation=md.user_reputation, author_reputation=md.author_reputation,
         channel_history_count=md.channel_history_count, received_at=datetime.now(UTC),
+        integration=integration, edit_of=ident.edit_of, revision=ident.revision,
     )
+
+
+def _event_for(services: Services, body: EventIn, key: KeyInfo) -> ChatEvent:
+    secret = services.settings.secret_key.get_secret_value().encode()
+    return to_domain(body, event_id_for(body, secret=secret, integration=key.name), integration=key.name)
 
 
 def check_size(body: EventIn, settings: Settings, *, where: str = "") -> None:
@@ -92,7 +134,7 @@ async def accept_event(*, services: Services, body: EventIn, key: KeyInfo) -> In
     503 when Temporal is unreachable: the event is NOT accepted."""
     started = time.perf_counter()
     check_size(body, services.settings)
-    event = to_domain(body, event_id_for(body))
+    event = _event_for(services, body, key)
     inp = ModerateEventInput(event=event, policy=await _policy_for(services, event))
     event_id = event.event_id
     if services.model is not None:
@@ -130,7 +172,7 @@ async def accept_batch(*, services: Services, body: EventBatchIn, key: KeyInfo, 
     for i, item in enumerate(body.events):
         check_size(item, services.settings, where=f"events.{i}.content: ")
     await charge(services, key, len(body.events) - 1)  # the rate limit counts events, not requests
-    events = [to_domain(item, event_id_for(item)) for item in body.events]
+    events = [_event_for(services, item, key) for item in body.events]
     policies = await _policies_for(services, events)
     inputs = [ModerateEventInput(event=ev, policy=pol) for ev, pol in zip(events, policies, strict=True)]
     results: list[BatchItemAccepted | None] = [None] * len(inputs)
@@ -193,10 +235,9 @@ async def _start_cases(services: Services, inputs: list[ModerateEventInput], ind
         async with gate:
             try:
                 duplicate = await _start_case(services, inputs[k])
-            except RPCError as err:
+            except RPCError:  # logged by _start_case; the platform gets no internal error text
                 results[k] = BatchItemAccepted(index=k, event_id=eid, status="not_accepted",
-                                               error=f"the workflow service is unreachable ({err.message}); "
-                                                     "send this event again")
+                                               error="the workflow service is unreachable; send this event again")
                 return
         results[k] = BatchItemAccepted(index=k, event_id=eid, status="queued", processing_url=_status_url(eid),
                                        duplicate=duplicate)
@@ -214,6 +255,7 @@ async def _start_case(services: Services, inp: ModerateEventInput) -> bool:
             task_queue=contract.MODERATION_QUEUE,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=search_attributes_for_start(inp),
+            memo={contract.MEMO_INTEGRATION: event.integration},
             static_summary=f"{event.platform} #{event.channel_id}: {event.author_id} -> {event.target_id or '-'}",
             static_details=f"case {event.event_id}, {event.event_type}, message {event.message_id or '-'}",
         )
@@ -291,27 +333,63 @@ def _outcome_from_result(res: CaseOutcome) -> OutcomePublic:
                                                detail=a.detail) for a in res.actions])
 
 
-async def event_status(*, services: Services, event_id: uuid.UUID) -> EventStatus:
+_NO_SUCH_EVENT = "no event with id {eid}: it was never accepted, or its record has expired"
+_INTERNAL_URL = re.compile(r"\b(?:https?|grpc|postgres(?:ql)?|redis)://\S+", re.IGNORECASE)
+_REVIEW_PREFIX = "needs human review: "
+
+
+def _platform_reason(reason: str) -> str:
+    """A reason as the platform sees it: the kind of reason, never the internal detail after it
+    (exception text, provider URLs). A moderator's case view keeps the full text."""
+    if reason.startswith(_REVIEW_PREFIX):
+        why = reason[len(_REVIEW_PREFIX):]
+        for known in PUBLIC_REVIEW_REASONS:
+            if why.startswith(known):
+                return _REVIEW_PREFIX + known
+    return _INTERNAL_URL.sub("<internal>", reason)
+
+
+def platform_view(outcome: OutcomePublic) -> OutcomePublic:
+    """The outcome an ingest key (a platform) sees: reasons without internal detail, actions without the
+    connector's response text."""
+    return outcome.model_copy(update={
+        "reasons": [_platform_reason(r) for r in outcome.reasons],
+        "actions": [a.model_copy(update={"detail": ""}) for a in outcome.actions]})
+
+
+async def event_status(*, services: Services, event_id: uuid.UUID, key: KeyInfo) -> EventStatus:
     """Where a case is: from its row once recorded, else from Temporal (never a query: it answers even
-    with every worker down)."""
+    with every worker down). Another tenant's case answers exactly like a missing one (404)."""
     eid = str(event_id)
     wid = contract.event_workflow_id(eid)
-    base = {"event_id": eid, "workflow_id": wid, "temporal_ui_url": temporal_ui_url(services.settings, wid)}
+    missing = HTTPException(status.HTTP_404_NOT_FOUND, _NO_SUCH_EVENT.format(eid=eid))
+    platform_caller = key.role == Role.INGEST
+    base: dict[str, Any] = {"event_id": eid, "workflow_id": wid,
+                            "temporal_ui_url": None if platform_caller else temporal_ui_url(services.settings, wid)}
+
+    def shown(outcome: OutcomePublic) -> OutcomePublic:
+        return platform_view(outcome) if platform_caller else outcome
+
     try:
         row = await cases.get_case(services.pool, eid)
     except (OSError, asyncpg.PostgresError):
         row = None  # the database is down: answer from Temporal alone
     if row:
+        if not may_see_case(key, integration=row.get("integration"), platform=row["platform"]):
+            raise missing
         return EventStatus(**base, status="completed", stage="completed", risk_score=row["risk_score"],
-                           outcome=_outcome_from_row(row))
+                           outcome=shown(_outcome_from_row(row)))
     handle = services.temporal.get_workflow_handle(wid)
     try:
         desc = await handle.describe(rpc_timeout=timedelta(seconds=2))
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no event with id {eid}: it was never accepted, or "
-                                "its record has expired") from err
+            raise missing from err
         raise unavailable("status unavailable right now; retry") from err
+    integration = await desc.memo_value(contract.MEMO_INTEGRATION, default="")
+    platform = desc.typed_search_attributes.get(contract.SA_PLATFORM)
+    if not may_see_case(key, integration=str(integration), platform=platform):
+        raise missing
     if desc.status == WorkflowExecutionStatus.COMPLETED:
         # The row is written before the workflow completes: it may have landed since the first read.
         try:
@@ -320,10 +398,10 @@ async def event_status(*, services: Services, event_id: uuid.UUID) -> EventStatu
             row = None
         if row:
             return EventStatus(**base, status="completed", stage="completed", risk_score=row["risk_score"],
-                               outcome=_outcome_from_row(row))
+                               outcome=shown(_outcome_from_row(row)))
         res = await services.temporal.get_workflow_handle(wid, result_type=CaseOutcome).result()
         return EventStatus(**base, status="completed", stage="completed", risk_score=res.risk_score,
-                           outcome=_outcome_from_result(res))
+                           outcome=shown(_outcome_from_result(res)))
     if desc.status != WorkflowExecutionStatus.RUNNING:
         return EventStatus(**base, status="failed", stage=desc.status.name.lower() if desc.status else "unknown")
     return _running_status(desc, base)
@@ -337,7 +415,7 @@ _STAGE_BY_ACTIVITY = {contract.SCREEN_EVENT: Stage.SCREENING, contract.RETRIEVE_
 _QUEUED_HISTORY_LENGTH = 3  # started, first workflow task scheduled (and maybe started): no worker yet
 
 
-def _running_status(desc: WorkflowExecutionDescription, base: dict[str, str]) -> EventStatus:
+def _running_status(desc: WorkflowExecutionDescription, base: dict[str, Any]) -> EventStatus:
     raw = desc.raw_description
     risk = desc.typed_search_attributes.get(contract.SA_RISK)
     pending = [_STAGE_BY_ACTIVITY.get(a.activity_type.name) for a in raw.pending_activities]

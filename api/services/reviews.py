@@ -13,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import conflict, cursor_error, not_found, unavailable
 from api.schemas_reporting import ClaimPublic, ReviewDecisionIn, ReviewItem, ReviewsPage
+from api.services.tenancy import platform_filter, visible_case
 from core.storage import cases, reviews
 from core.storage.common import Conflict, CursorError
 from core.storage.keys import KeyInfo
@@ -22,17 +23,19 @@ from workflows.contract import SUBMIT_REVIEW_UPDATE, event_workflow_id
 log = logging.getLogger(__name__)
 
 
-async def list_reviews(*, pool: asyncpg.Pool, queue: str | None, platform: str | None, category: str | None,
-                       claimed: bool | None, limit: int, cursor: str | None) -> ReviewsPage:
+async def list_reviews(*, pool: asyncpg.Pool, key: KeyInfo, queue: str | None, platform: str | None,
+                       category: str | None, claimed: bool | None, limit: int, cursor: str | None) -> ReviewsPage:
+    platform, platforms = platform_filter(key, platform)
     try:
         rows, nxt = await reviews.review_queue(pool, queue=queue, platform=platform, category=category,
-                                               claimed=claimed, limit=limit, cursor=cursor)
+                                               claimed=claimed, limit=limit, cursor=cursor, platforms=platforms)
     except CursorError as err:
         raise cursor_error(err) from err
     return ReviewsPage(items=[ReviewItem(**r, case_url=f"/v1/cases/{r['case_id']}") for r in rows], next_cursor=nxt)
 
 
 async def claim(*, pool: asyncpg.Pool, case_id: str, key: KeyInfo, minutes: int) -> ClaimPublic:
+    await visible_case(pool, key, case_id, missing=f"no case with id {case_id}")
     try:
         row = await reviews.claim_review(pool, case_id=case_id, moderator=key.name, minutes=minutes)
     except Conflict as err:
@@ -46,6 +49,7 @@ async def decide(*, pool: asyncpg.Pool, temporal: Client, case_id: str, body: Re
                  key: KeyInfo) -> ReviewOutcome:
     """Deliver the decision (the claim holder's, or anyone's on an unclaimed case); the answer is what the
     case workflow did. 409 when the case refused it or no workflow waits; 503 when it was not delivered."""
+    await visible_case(pool, key, case_id, missing=f"no case with id {case_id}")
     try:
         found = await reviews.check_can_decide(pool, case_id=case_id, moderator=key.name)
     except Conflict as err:

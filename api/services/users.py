@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import asyncpg
+from fastapi import HTTPException, status
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.schemas_reporting import UserCaseSummary, UserPublic, UserSession
 from core.storage import cases
+from core.storage.keys import KeyInfo
 from domain.sessions import UserSessionState
 from workflows.contract import STATE_QUERY, user_session_id
 
@@ -34,7 +36,13 @@ async def user_session(*, temporal: Client, platform: str, user_id: str) -> User
         return UserSession(found=True, detail=f"session did not answer its state query: {err}", workflow_id=wid)
 
 
-async def user_public(*, pool: asyncpg.Pool, temporal: Client, platform: str, user_id: str) -> UserPublic:
+async def user_public(*, pool: asyncpg.Pool, temporal: Client, platform: str, user_id: str,
+                      key: KeyInfo) -> UserPublic:
+    """403 for a platform outside a scoped key's platforms."""
+    if not key.sees_platform(platform):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"this key sees only the platforms {', '.join(key.platform_list or [])}; "
+                            f"'{platform}' is not one of them")
     session = await user_session(temporal=temporal, platform=platform, user_id=user_id)
     hist = await cases.user_history(pool, platform=platform, user_id=user_id)
     return UserPublic(platform=platform, user_id=user_id, session=session, as_author=hist["as_author"],

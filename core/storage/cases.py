@@ -20,9 +20,9 @@ _INSERT_CASE = """
     INSERT INTO cases (case_id, platform, channel_id, author_id, target_id, message_id, event_type, content,
         path, risk_score, category, category_scores, decision, needs_review, reasons, actions, context,
         reasoning, stage_ms, model_version, policy_version, workflow_id, run_id, event_at, received_at,
-        completed_at, review_status, review_queue)
+        completed_at, review_status, review_queue, integration, edit_of, revision)
     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,
-            $27,$28)
+            $27,$28,$29,$30,$31)
     ON CONFLICT (case_id) DO NOTHING
     RETURNING true
 """
@@ -40,6 +40,7 @@ def _case_row(rec: CaseRecord) -> tuple[Any, ...]:
         rec.stage_ms, rec.screen.model_version, rec.policy_version, rec.workflow_id, rec.run_id,
         ev.timestamp, ev.received_at, rec.completed_at or datetime.now(UTC),
         *(("pending", "standard") if rec.decision.decision == Decision.REVIEW else (None, None)),
+        ev.integration or None, ev.edit_of, ev.revision,
     )
 
 
@@ -76,6 +77,21 @@ async def get_case(pool: asyncpg.Pool, case_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+@dataclass(frozen=True)
+class CaseTenancy:
+    """Who a case belongs to: the integration (API key name) that sent it and its platform."""
+
+    integration: str | None
+    platform: str
+
+
+async def case_tenancy(pool: asyncpg.Pool, case_ids: list[str]) -> dict[str, CaseTenancy]:
+    """The tenancy of each recorded case among ``case_ids`` (missing ones are absent)."""
+    rows = await pool.fetch("SELECT case_id, integration, platform FROM cases WHERE case_id = ANY($1::text[])",
+                            case_ids)
+    return {r["case_id"]: CaseTenancy(r["integration"], r["platform"]) for r in rows}
+
+
 @dataclass
 class CaseFilters:
     platform: str | None = None
@@ -87,6 +103,8 @@ class CaseFilters:
     since: datetime | None = None
     until: datetime | None = None
     needs_review: bool | None = None
+    # A platform-scoped key's platforms (None: every platform).
+    platforms: list[str] | None = None
 
 
 _CASE_SUMMARY_COLS = ("case_id, platform, channel_id, author_id, target_id, event_type, path, risk_score, category, "
@@ -108,6 +126,8 @@ async def list_cases(pool: asyncpg.Pool, *, filters: CaseFilters, limit: int,
         w.add("received_at < {}", f.until)
     if f.needs_review is not None:
         w.add("needs_review = {}", f.needs_review)
+    if f.platforms is not None:
+        w.add("platform = ANY({}::text[])", f.platforms)
     if cursor:
         at, case_id = decode_cursor("cases", cursor)
         w.add("(received_at, case_id) < ({}, {})", cursor_time(at), str(case_id))

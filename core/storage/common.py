@@ -30,14 +30,24 @@ def encode_cursor(kind: str, *values: object) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+# How many values each listing's cursor carries (its keyset); anything else is not a cursor we issued.
+_CURSOR_VALUES = {"cases": 2, "reviews": 2, "appeals": 2, "audit": 1}
+
+
 def decode_cursor(kind: str, cursor: str) -> list[Any]:
+    """The keyset values of a cursor from ``encode_cursor(kind, ...)``; ``CursorError`` (a 422 naming the
+    cursor) for anything else: not base64/JSON, another listing's, the wrong number or type of values."""
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as err:
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as err:
         raise CursorError("cursor is not valid: pass back the next_cursor of a previous page unchanged") from err
     if not isinstance(data, list) or not data or data[0] != kind:
         raise CursorError(f"cursor is not valid for this listing ({kind}): pass back a next_cursor from it")
-    return data[1:]
+    values = data[1:]
+    expected = _CURSOR_VALUES.get(kind, len(values))
+    if len(values) != expected or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
+        raise CursorError("cursor is not valid: pass back the next_cursor of a previous page unchanged")
+    return values
 
 
 def cursor_time(value: Any) -> datetime:

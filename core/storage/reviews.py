@@ -15,9 +15,10 @@ DEFAULT_CLAIM_MINUTES = 15
 
 
 async def review_queue(pool: asyncpg.Pool, *, queue: str | None, platform: str | None, category: str | None,
-                       claimed: bool | None, limit: int,
-                       cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-    """Pending reviews, oldest first (the order they should be worked)."""
+                       claimed: bool | None, limit: int, cursor: str | None = None,
+                       platforms: list[str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Pending reviews, oldest first (the order they should be worked); ``platforms`` limits them to a
+    scoped key's platforms (None: every platform)."""
     w = Where()
     w.clauses.append("c.review_status = 'pending'")
     if queue is not None:
@@ -26,6 +27,8 @@ async def review_queue(pool: asyncpg.Pool, *, queue: str | None, platform: str |
         w.add("c.platform = {}", platform)
     if category is not None:
         w.add("c.category = {}", category)
+    if platforms is not None:
+        w.add("c.platform = ANY({}::text[])", platforms)
     if claimed is True:
         w.clauses.append("rc.case_id IS NOT NULL")
     elif claimed is False:

@@ -13,54 +13,62 @@ WINDOWS: dict[str, timedelta] = {"1h": timedelta(hours=1), "24h": timedelta(hour
                                  "30d": timedelta(days=30)}
 
 
-async def compute_stats(pool: asyncpg.Pool, *, window: str, sla_minutes: int,
-                        now: datetime | None = None) -> dict[str, Any]:
-    """Aggregates over cases received in the window. Also sets the 7-day false-positive gauge."""
+def _in_scope(param: int, column: str = "platform") -> str:
+    """SQL: the row's platform is in the text[] parameter ``$param``, or that parameter is NULL (all)."""
+    return f"(${param}::text[] IS NULL OR {column} = ANY(${param}::text[]))"
+
+
+async def compute_stats(pool: asyncpg.Pool, *, window: str, sla_minutes: int, now: datetime | None = None,
+                        platforms: list[str] | None = None) -> dict[str, Any]:
+    """Aggregates over cases received in the window, of ``platforms`` only when given (a platform-scoped
+    key). Also sets the 7-day false-positive gauge (always over every platform)."""
     until = now or datetime.now(UTC)
     since = until - WINDOWS[window]
     async with pool.acquire() as conn:
         decisions = await conn.fetch(
             "SELECT category, decision, count(*) AS n FROM cases WHERE received_at >= $1 AND received_at < $2 "
-            "GROUP BY category, decision", since, until)
+            f"AND {_in_scope(3)} GROUP BY category, decision", since, until, platforms)
         actions = await conn.fetch(
-            """
+            f"""
             SELECT a->>'action' AS action, count(*) AS n
             FROM cases c, jsonb_array_elements(c.actions) a
             WHERE c.received_at >= $1 AND c.received_at < $2 AND a->>'status' IN ('applied', 'duplicate')
+              AND {_in_scope(3, "c.platform")}
             GROUP BY 1
-            """, since, until)
+            """, since, until, platforms)
         latency = await conn.fetch(
-            """
+            f"""
             SELECT s.key AS stage, count(*) AS n,
                    percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY s.value::double precision) AS p
             FROM cases c, jsonb_each_text(c.stage_ms) s
-            WHERE c.received_at >= $1 AND c.received_at < $2
+            WHERE c.received_at >= $1 AND c.received_at < $2 AND {_in_scope(3, "c.platform")}
             GROUP BY s.key ORDER BY s.key
-            """, since, until)
+            """, since, until, platforms)
         backlog = await conn.fetch(
-            """
+            f"""
             SELECT coalesce(review_queue, 'standard') AS queue, count(*) AS n,
                    count(*) FILTER (WHERE review_queue = 'senior'
                                     OR completed_at < now() - make_interval(mins => $1)) AS breached,
                    min(completed_at) AS oldest
-            FROM cases WHERE review_status = 'pending' GROUP BY 1
-            """, sla_minutes)
+            FROM cases WHERE review_status = 'pending' AND {_in_scope(2)} GROUP BY 1
+            """, sla_minutes, platforms)
         appeals = await conn.fetch(
-            "SELECT status, count(*) AS n FROM appeals WHERE created_at >= $1 AND created_at < $2 GROUP BY status",
-            since, until)
+            "SELECT a.status, count(*) AS n FROM appeals a JOIN cases c ON c.case_id = a.case_id "
+            f"WHERE a.created_at >= $1 AND a.created_at < $2 AND {_in_scope(3, 'c.platform')} GROUP BY a.status",
+            since, until, platforms)
         fp = await conn.fetchrow(
-            """
+            f"""
             SELECT count(*) FILTER (WHERE decision = 'action' OR false_positive) AS actioned,
                    count(*) FILTER (WHERE false_positive) AS overturned
-            FROM cases WHERE received_at >= $1 AND received_at < $2
-            """, since, until)
+            FROM cases WHERE received_at >= $1 AND received_at < $2 AND {_in_scope(3)}
+            """, since, until, platforms)
         llm = await conn.fetchrow(
-            """
+            f"""
             SELECT count(*) AS calls,
                    count(*) FILTER (WHERE reasoning->>'status' <> 'ok') AS errors,
                    count(*) FILTER (WHERE reasoning->>'status' = 'timeout') AS timeouts
-            FROM cases WHERE reasoning IS NOT NULL AND received_at >= $1 AND received_at < $2
-            """, since, until)
+            FROM cases WHERE reasoning IS NOT NULL AND received_at >= $1 AND received_at < $2 AND {_in_scope(3)}
+            """, since, until, platforms)
         await _set_fp_gauge(conn, until)
 
     by_category: dict[str, dict[str, int]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -96,15 +96,35 @@ def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key, e.g. the platform integration using it.")],
     role: Annotated[str, typer.Option(
         help="ingest (post events), moderator (read and decide), admin (all).")] = "ingest",
+    platforms: Annotated[str | None, typer.Option(
+        help="Moderator/admin keys only: comma-separated platforms whose cases the key sees "
+             "(e.g. discord,twitch); default every platform.")] = None,
 ) -> None:
     """Create a key and print it alone on stdout (it is shown once; only its hash is stored)."""
+    import re
+
     from core.storage.keys import Role, create_key
 
     try:
         r = Role(role)
     except ValueError:
         raise typer.BadParameter("role must be ingest, moderator or admin", param_hint="--role") from None
-    typer.echo(asyncio.run(_with_pool(lambda pool: create_key(pool, name=name, role=r))))
+    scope: list[str] | None = None
+    if platforms is not None:
+        scope = [p.strip() for p in platforms.split(",") if p.strip()]
+        bad = [p for p in scope if not re.fullmatch(r"[a-z0-9_\-]{1,32}", p)]
+        if not scope or bad:
+            raise typer.BadParameter("give platform names in lower case, comma-separated (e.g. discord,twitch)"
+                                     + (f"; not valid: {', '.join(bad)}" if bad else ""), param_hint="--platforms")
+        if r == Role.INGEST:
+            raise typer.BadParameter("ingest keys see only their own cases already; --platforms is for "
+                                     "moderator and admin keys", param_hint="--platforms")
+    from core.storage.keys import JWT_NAME_PREFIX
+
+    if name.startswith(JWT_NAME_PREFIX):
+        raise typer.BadParameter(f"names starting with '{JWT_NAME_PREFIX}' are reserved for bearer-token callers",
+                                 param_hint="--name")
+    typer.echo(asyncio.run(_with_pool(lambda pool: create_key(pool, name=name, role=r, platforms=scope))))
 
 
 @keys_app.command("list")
@@ -116,26 +136,30 @@ def keys_list() -> None:
     from core.storage.keys import list_keys
 
     rows = asyncio.run(_with_pool(list_keys))
-    table = Table("id", "name", "role", "prefix", "created", "revoked")
+    table = Table("id", "name", "role", "platforms", "prefix", "created", "revoked")
     for r in rows:
-        table.add_row(str(r["id"]), str(r["name"]), str(r["role"]), str(r["prefix"]), str(r["created_at"])[:19],
-                      str(r["revoked_at"] or "")[:19])
+        platforms = cast("list[str] | None", r["platforms"])
+        scope = ",".join(platforms) if platforms is not None else "all"
+        table.add_row(str(r["id"]), str(r["name"]), str(r["role"]), scope, str(r["prefix"]),
+                      str(r["created_at"])[:19], str(r["revoked_at"] or "")[:19])
     Console().print(table)
 
 
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Option(help="Revoke every active key with this name.")]) -> None:
-    """Revoke keys by name; requests with them get 401 within a minute (the API caches verified keys)."""
+    """Revoke keys by name; requests with them get 401 at once on every API process."""
     from core.storage.keys import revoke_key
 
     n = asyncio.run(_with_pool(lambda pool: revoke_key(pool, name=name)))
     typer.echo(f"revoked {n} key(s)")
+    if n:
+        _announce_key_change()
 
 
 @keys_app.command("rotate")
 def keys_rotate(name: Annotated[str, typer.Option(help="The name of the key to replace.")]) -> None:
     """Replace the active key with this name by a new one of the same role and print it alone on stdout;
-    the old key is revoked at once (API processes that verified it keep accepting it for up to a minute)."""
+    the old key stops working at once on every API process."""
     from core.storage.keys import KeyNotFoundError, rotate_key
 
     try:
@@ -143,6 +167,29 @@ def keys_rotate(name: Annotated[str, typer.Option(help="The name of the key to r
     except KeyNotFoundError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(1) from None
+    _announce_key_change()
+
+
+def _announce_key_change() -> None:
+    """Bump the key generation in Redis so every API process drops its cached keys now. Redis down: the
+    revocation still holds; processes notice it within SAFETY_API__KEY_CACHE_TTL_S (said on stderr)."""
+    import redis.asyncio as aioredis
+
+    from core.storage.keys import bump_key_generation
+
+    async def bump() -> None:
+        client = aioredis.from_url(get_settings().redis_url, socket_timeout=3)
+        try:
+            await bump_key_generation(client)
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(bump())
+    except (aioredis.RedisError, OSError) as err:
+        ttl = get_settings().api.key_cache_ttl_s
+        typer.echo(f"warning: could not notify API processes through Redis ({err}); they stop accepting the "
+                   f"old key within {ttl:.0f}s", err=True)
 
 
 @app.command()

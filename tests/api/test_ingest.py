@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 from temporalio.client import Client
 
-from core.storage.keys import Role
+from api.schemas import EventIn
+from api.services.events import event_id_for
+from core.storage.keys import Role, create_key
 from workflows.contract import event_workflow_id
 
 
@@ -42,6 +45,23 @@ async def test_same_platform_message_twice_is_one_case(api: httpx.AsyncClient, k
     assert first.status_code == second.status_code == 202
     assert first.json()["event_id"] == second.json()["event_id"]
     assert not first.json()["duplicate"] and second.json()["duplicate"]
+
+
+async def test_event_ids_are_keyed_and_scoped_to_the_integration(api: httpx.AsyncClient, keys: dict[str, str],
+                                                                 pool: asyncpg.Pool) -> None:
+    """The id of a platform message cannot be precomputed (no public uuid5 of platform:message_id) and
+    another integration sending the same platform message id gets its own case, not a duplicate."""
+    b = body(message_id=f"m-{uuid.uuid4().hex}")
+    other = {"X-API-Key": await create_key(pool, name=f"other-{uuid.uuid4().hex[:6]}", role=Role.INGEST)}
+    mine = await api.post("/v1/events/ingest", json=b, headers={"X-API-Key": keys["ingest"]})
+    theirs = await api.post("/v1/events/ingest", json=b, headers=other)
+    assert mine.status_code == theirs.status_code == 202
+    assert mine.json()["event_id"] != theirs.json()["event_id"] and not theirs.json()["duplicate"]
+    public = uuid.uuid5(uuid.UUID("9f1c2b7a-3e4d-4c5b-8a6f-0d1e2f3a4b5c"), f"discord:{b['message_id']}")
+    assert mine.json()["event_id"] != str(public)
+    ev = EventIn.model_validate(b)
+    assert event_id_for(ev, secret=b"another-secret-entirely", integration="test-ingest").event_id \
+        != mine.json()["event_id"], "the id depends on the server's secret"
 
 
 async def test_missing_or_wrong_key_is_401(api: httpx.AsyncClient) -> None:

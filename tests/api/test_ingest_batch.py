@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -164,10 +165,11 @@ async def limited_api(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[h
 
 
 async def test_the_rate_limit_counts_each_event_of_a_batch(limited_api: httpx.AsyncClient, pool: asyncpg.Pool,
-                                                          client: Client) -> None:
+                                                          client: Client, settings: Settings) -> None:
     if time.time() % 60 > 50:  # the window is the wall-clock minute: start the test inside one
         await asyncio.sleep(61 - time.time() % 60)
-    h = {"X-API-Key": await create_key(pool, name=f"limited-{uuid.uuid4().hex[:6]}", role=Role.INGEST)}
+    name = f"limited-{uuid.uuid4().hex[:6]}"
+    h = {"X-API-Key": await create_key(pool, name=name, role=Role.INGEST)}
     for _ in range(3):
         assert (await limited_api.post("/v1/events/ingest", json=_event("hello"), headers=h)).status_code == 202
     batch = [_event("hello") for _ in range(7)]
@@ -177,6 +179,68 @@ async def test_the_rate_limit_counts_each_event_of_a_batch(limited_api: httpx.As
     assert over.status_code == 429 and "a batch counts one per event" in over.json()["detail"]
     assert int(over.headers["Retry-After"]) > 0
     for ev in refused:  # refused before anything was started
-        eid = event_id_for(EventIn.model_validate(ev))
+        eid = event_id_for(EventIn.model_validate(ev), secret=settings.secret_key.get_secret_value().encode(),
+                           integration=name).event_id
         with pytest.raises(RPCError):
             await client.get_workflow_handle(event_workflow_id(eid)).describe()
+
+
+class _Proxy:
+    """A TCP forwarder to the real Temporal server that the test can cut, like a network partition."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._pipe, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, up_writer]
+
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+
+    def cut(self) -> None:
+        self.server.close()
+        for w in self.writers:
+            w.transport.abort()
+
+
+async def test_a_batch_the_workflow_service_refuses_is_207_without_internal_error_text(
+        settings: Settings, keys: dict[str, str]) -> None:
+    from datetime import timedelta
+
+    from temporalio.client import RetryConfig
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    proxy = _Proxy(int(settings.temporal_address.rsplit(":", 1)[1]))
+    port = await proxy.start()
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        services = app.state.services
+        live = services.temporal
+        services.temporal = await Client.connect(
+            f"127.0.0.1:{port}", data_converter=pydantic_data_converter,
+            retry_config=RetryConfig(max_retries=1, max_elapsed_time_millis=2000))
+        proxy.cut()  # the workflow service is now unreachable
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+                r = await asyncio.wait_for(c.post(URL, json={"events": [_event("hello"), _event("there")]},
+                                                  headers={"X-API-Key": keys["ingest"]}), timeout=timedelta(
+                                                      seconds=60).total_seconds())
+        finally:
+            services.temporal = live
+    assert r.status_code == 207, r.text
+    assert [i["status"] for i in r.json()["results"]] == ["not_accepted", "not_accepted"]
+    assert all(i["error"] == "the workflow service is unreachable; send this event again"
+               for i in r.json()["results"]), r.text
+    assert str(port) not in r.text and "127.0.0.1" not in r.text

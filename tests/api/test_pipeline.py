@@ -144,3 +144,32 @@ async def test_five_abusive_messages_climb_the_escalation_ladder(
     state = await client.get_workflow_handle(user_session_id("twitch", author)).query(
         STATE_QUERY, result_type=UserSessionState)
     assert state.strikes_active == 5 and state.banned
+
+
+async def test_an_edit_into_abuse_is_a_new_case_linked_to_the_original(
+        api: httpx.AsyncClient, keys: dict[str, str], workers: Settings, pool: asyncpg.Pool) -> None:
+    """Post "hi everyone", edit it into abuse: the edit is moderated as new content (its own case, linked
+    to the original's); the same revision delivered again is still that one case."""
+    original = _body("hi everyone, good game", author="editor-1")
+    first = await _outcome(api, keys["ingest"], original)
+    assert first["outcome"]["decision"] == "allow"
+    edit = {**original, "event_type": "message_edit", "content": ABUSIVE + " (edited)"}
+    r = await api.post("/v1/events/ingest", json=edit, headers={"X-API-Key": keys["ingest"]})
+    assert r.status_code == 202 and not r.json()["duplicate"], r.text
+    assert r.json()["event_id"] != first["event_id"]
+    edited = await _outcome(api, keys["ingest"], edit)
+    assert edited["event_id"] == r.json()["event_id"]
+    assert edited["outcome"]["decision"] == "action", edited
+    again = await api.post("/v1/events/ingest", json=edit, headers={"X-API-Key": keys["ingest"]})
+    assert again.json()["event_id"] == edited["event_id"] and again.json()["duplicate"]
+    row = await pool.fetchrow("SELECT edit_of, revision, message_id, integration FROM cases WHERE case_id = $1",
+                              edited["event_id"])
+    assert row["edit_of"] == first["event_id"] and row["message_id"] == original["message_id"]
+    assert len(row["revision"]) == 32 and row["integration"] == "test-ingest"
+    shown = (await api.get(f"/v1/cases/{edited['event_id']}", headers={"X-API-Key": keys["moderator"]})).json()
+    assert (shown["edit_of"], shown["revision"], shown["integration"]) == (first["event_id"], row["revision"],
+                                                                          "test-ingest")
+    second_edit = {**edit, "content": "hi everyone, sorry about that"}
+    third = await _outcome(api, keys["ingest"], second_edit)
+    assert third["event_id"] not in (first["event_id"], edited["event_id"])
+    assert third["outcome"]["decision"] == "allow"

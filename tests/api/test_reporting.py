@@ -51,7 +51,8 @@ async def make_case(pool: asyncpg.Pool, *, decision: Decision = Decision.ACTION,
     cid = case_id or f"case-{uuid.uuid4().hex}"
     at = received_at or datetime.now(UTC)
     ev = ChatEvent(event_id=cid, platform=platform, channel_id="chan-1", author_id="author-1", target_id="victim-1",
-                   content=content, message_id=f"m-{cid}", received_at=at)
+                   content=content, message_id=f"m-{cid}", received_at=at,
+                   integration="test-ingest")  # sent by the `keys` fixture's ingest key
     reason = ReasonResult(status=ReasonStatus.OK, verdict=LLMVerdict(
         violation=True, category=HarmCategory.TARGETED_INSULT, severity=Severity.MEDIUM, policy_clause="H2",
         rationale="calls the target an idiot", confidence=0.93), model="fake", policy_version="harassment-v1")

@@ -55,8 +55,12 @@ ROUTES: list[tuple[str, str, dict[str, object] | None, set[Role], int]] = [
 ]
 
 
-def _token(sub: str = "jwt-mod", role: str = "moderator", exp_in: float = 300, secret: str = JWT_SECRET) -> str:
-    return jwt.encode({"sub": sub, "role": role, "exp": int(time.time() + exp_in)}, secret, algorithm="HS256")
+def _token(sub: str = "jwt-mod", role: object = "moderator", exp_in: float = 300, secret: str = JWT_SECRET,
+           **claims: object) -> str:
+    now = int(time.time())
+    body: dict[str, object] = {"sub": sub, "role": role, "iat": now, "exp": now + int(exp_in), "aud": "safety-api"}
+    body.update(claims)
+    return jwt.encode({k: v for k, v in body.items() if v is not None}, secret, algorithm="HS256")
 
 
 def _expected(identity: str, allowed: set[Role], ok: int) -> int:
@@ -118,6 +122,16 @@ async def test_ingest_key_cannot_read_cases(api: httpx.AsyncClient, keys: dict[s
     (_token(secret="another-secret-0123456789abcdef0123456789"), "invalid"),
     (_token(role="admin"), "role 'admin'"),
     ("not.a.jwt", "invalid"),
+    # A role that is a list (or any non-string) was a 500.
+    (_token(role=["moderator", "admin"]), "role 'list'"),
+    (_token(role={"r": "moderator"}), "role 'dict'"),
+    # Audience checked: another service's token, or none, is refused.
+    (_token(aud="another-service"), "audience"),
+    (_token(aud=None), "aud"),
+    # Lifetime capped (exp - iat <= SAFETY_JWT_MAX_LIFETIME_S, 12 h by default) and iat required.
+    (_token(exp_in=30 * 24 * 3600), "lifetime"),
+    (_token(iat=None), "iat"),
+    (_token(iat="yesterday"), "invalid"),
 ])
 async def test_bad_bearer_tokens_are_401(jwt_api: httpx.AsyncClient, token: str, why: str) -> None:
     r = await jwt_api.get("/v1/reviews", headers={"Authorization": f"Bearer {token}"})
@@ -172,4 +186,5 @@ async def test_token_subject_is_the_moderator_name(jwt_api: httpx.AsyncClient, p
                                                              needs_review=True), completed_at=now))
     await pool.execute("UPDATE cases SET review_status = 'pending', review_queue = 'standard' WHERE case_id = $1", cid)
     r = await jwt_api.post(f"/v1/reviews/{cid}/claim", headers={"Authorization": f"Bearer {_token(sub='alice')}"})
-    assert r.status_code == 200 and r.json()["moderator"] == "alice", r.text
+    # Namespaced: a token's subject is `jwt:<sub>`, never the name of an API key.
+    assert r.status_code == 200 and r.json()["moderator"] == "jwt:alice", r.text

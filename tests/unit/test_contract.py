@@ -31,13 +31,24 @@ def test_values_are_the_recorded_ones() -> None:
         "record_review", "escalate_review", "apply_strike", "record_target_incident", "remove_user_strike",
         "record_appeal_outcome"]
     assert contract.event_workflow_id("e1") == "event-e1"
-    assert contract.user_session_id("twitch", "u1") == "user-twitch-u1"
-    assert contract.target_session_id("discord", "t1") == "target-discord-t1"
+    # Changed on purpose in issue 15 (was user-twitch-u1 / target-discord-t1, which collided across
+    # platforms): sessions under the old ids are no longer reached by new cases (docs/operations.md).
+    assert contract.user_session_id("twitch", "u1") == "user-twitch:u1"
+    assert contract.target_session_id("discord", "t1") == "target-discord:t1"
     assert contract.appeal_workflow_id("42") == "appeal-42"
     assert contract.SEARCH_ATTRIBUTES == {
         "CaseId": "Keyword", "Platform": "Keyword", "ChannelId": "Keyword", "AuthorId": "Keyword",
         "TargetId": "Keyword", "Category": "Keyword", "Decision": "Keyword", "RiskScore": "Double",
         "NeedsReview": "Bool"}
+
+
+def test_session_ids_do_not_collide_across_platforms() -> None:
+    """``discord-x`` + ``1`` and ``discord`` + ``x-1`` were both ``user-discord-x-1``: one author's strikes
+    counted against another platform's user."""
+    for build in (contract.user_session_id, contract.target_session_id):
+        assert build("discord-x", "1") != build("discord", "x-1")
+        assert build("a:b", "c") != build("a", "b:c")
+        assert build("a%3Ab", "c") != build("a:b", "c")
 
 
 def _string_constants(path: Path) -> dict[str, str]:
