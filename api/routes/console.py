@@ -239,7 +239,7 @@ async def logout(request: Request) -> Response:
 async def queue_page(request: Request) -> Response:
     async def build(services: Services, session: ConsoleSession) -> Response:
         filters = _filters(request)
-        view = await svc.review_queue(services, filters=filters, moderator=session.moderator)
+        view = await svc.review_queue(services, filters=filters, key=session.key)
         flash = await svc.pop_flash(services, session=session)
         return render(request, "console/queue.html", {"view": view, "filters": filters, "flash": flash,
                                                       "rows_url": "/console/queue/rows?" + urlencode(filters.query())},
@@ -251,7 +251,7 @@ async def queue_page(request: Request) -> Response:
 @router.get("/queue/rows")
 async def queue_rows(request: Request) -> Response:
     async def build(services: Services, session: ConsoleSession) -> Response:
-        view = await svc.review_queue(services, filters=_filters(request), moderator=session.moderator)
+        view = await svc.review_queue(services, filters=_filters(request), key=session.key)
         return render(request, "console/_queue_rows.html", {"view": view}, session=session)
 
     return await _page(request, build)
@@ -369,7 +369,7 @@ async def appeals_page(request: Request, status: str = "open") -> Response:
     async def build(services: Services, session: ConsoleSession) -> Response:
         if status not in ("open", "upheld", "overturned", "all"):
             raise ConsoleError(422, f"status {status[:40]!r} is unknown; choose open, upheld, overturned or all")
-        rows = await svc.appeals_queue(services, status=None if status == "all" else status)
+        rows = await svc.appeals_queue(services, status=None if status == "all" else status, key=session.key)
         flash = await svc.pop_flash(services, session=session)
         return render(request, "console/appeals.html", {"appeals": rows, "status": status, "flash": flash},
                       session=session)
@@ -403,7 +403,7 @@ async def user_page(request: Request, platform: str, user_id: str) -> Response:
         if not _PLATFORM.match(platform):
             raise ConsoleError(404, f"platform {platform[:40]!r} is not valid: lowercase letters, digits, _ and -")
         _check_id(user_id, "user id")
-        page = await svc.user_page(services, platform=platform, user_id=user_id)
+        page = await svc.user_page(services, platform=platform, user_id=user_id, key=session.key)
         return render(request, "console/user.html", page, session=session)
 
     return await _page(request, build)
@@ -414,7 +414,7 @@ async def overview_page(request: Request, window: str = "24h") -> Response:
     async def build(services: Services, session: ConsoleSession) -> Response:
         if window not in svc.WINDOWS:
             raise ConsoleError(422, f"window {window[:40]!r} is unknown; choose 1h, 24h or 7d")
-        page = await svc.overview(services, window=window)
+        page = await svc.overview(services, window=window, key=session.key)
         return render(request, "console/overview.html", {**page, "window": window, "windows": svc.WINDOWS},
                       session=session)
 
@@ -430,7 +430,7 @@ async def audit_page(request: Request, kind: str | None = None) -> Response:
                                     "`safety audit verify`")
         if kind is not None and not re.match(r"^[a-z._]{1,64}$", kind):
             raise ConsoleError(422, "kind is not valid (e.g. review, appeal.decided)")
-        rows = await svc.audit_page(services, kind=kind or None)
+        rows = await svc.audit_page(services, kind=kind or None, key=session.key)
         return render(request, "console/audit.html", {"rows": rows, "kind": kind or ""}, session=session)
 
     return await _page(request, build)

@@ -30,6 +30,7 @@ from api.schemas_reporting import AppealDecisionIn, ReviewDecisionIn
 from api.services import appeals as appeal_service
 from api.services import reviews as review_service
 from api.services.cases import temporal_ui_url
+from api.services.tenancy import may_see_case, platform_filter, refuse_scoped, visible_case
 from core.storage import appeals, audit, cases, keys, stats
 from core.storage import console as store
 from core.storage.common import Conflict, NotActionable
@@ -126,8 +127,10 @@ async def load_session(services: Services, *, token: str | None) -> ConsoleSessi
     row = await store.live_session(services.pool, token_hash=_hash(token))
     if row is None:
         return None
-    return ConsoleSession(row["token_hash"], KeyInfo(row["key_id"], row["moderator"], Role(row["role"]), row["prefix"]),
-                          row["csrf_token"], row["expires_at"])
+    platforms = row["platforms"]
+    info = KeyInfo(row["key_id"], row["moderator"], Role(row["role"]), row["prefix"],
+                   frozenset(platforms) if platforms is not None else None)
+    return ConsoleSession(row["token_hash"], info, row["csrf_token"], row["expires_at"])
 
 
 async def sign_out(services: Services, *, session: ConsoleSession) -> None:
@@ -200,14 +203,17 @@ def _sla(waiting_since: datetime, queue: str, sla_minutes: int, now: datetime) -
     return {"sla_due": due, "sla_breached": breached, "sla_text": text}
 
 
-async def review_queue(services: Services, *, filters: QueueFilters, moderator: str,
+async def review_queue(services: Services, *, filters: QueueFilters, key: KeyInfo,
                        limit: int = 100) -> dict[str, Any]:
-    """Pending reviews oldest first, with their reasons, SLA clock and claim, plus queue-wide counts."""
+    """Pending reviews oldest first, with their reasons, SLA clock and claim, plus queue-wide counts; only
+    of the key's platforms when it is scoped (a platform outside them: an empty queue)."""
     sla_minutes = int(services.policy.review_sla_minutes)
-    rows = await store.pending_reviews(services.pool, platform=filters.platform, channel=filters.channel,
+    moderator = key.name
+    platform, scope = platform_filter(key, filters.platform)
+    rows = await store.pending_reviews(services.pool, platform=platform, channel=filters.channel,
                                        category=filters.category, clause=filters.clause, queue=filters.queue,
-                                       limit=limit)
-    counts = await store.pending_counts(services.pool, sla_minutes=sla_minutes)
+                                       limit=limit, platforms=scope)
+    counts = await store.pending_counts(services.pool, sla_minutes=sla_minutes, platforms=key.platform_list)
     now = datetime.now(UTC)
     items = []
     for r in rows:
@@ -218,7 +224,7 @@ async def review_queue(services: Services, *, filters: QueueFilters, moderator: 
         item["mine"] = item["claimed_by"] == moderator
         item.update(_sla(item["waiting_since"], item["queue"], sla_minutes, now))
         items.append(item)
-    options = await store.pending_filter_options(services.pool)
+    options = await store.pending_filter_options(services.pool, platforms=key.platform_list)
     return {"items": items, "counts": {**counts, "shown": len(items)}, "sla_minutes": sla_minutes,
             "options": options}
 
@@ -234,7 +240,7 @@ async def claim(services: Services, *, session: ConsoleSession, case_id: str) ->
 
 async def claim_next(services: Services, *, session: ConsoleSession, filters: QueueFilters) -> str | None:
     """Claim the oldest unclaimed case (or one already yours) in the filtered queue; its id, or None."""
-    view = await review_queue(services, filters=filters, moderator=session.moderator, limit=20)
+    view = await review_queue(services, filters=filters, key=session.key, limit=20)
     for item in view["items"]:
         if item["claimed_by"] not in (None, session.moderator):
             continue
@@ -315,9 +321,10 @@ def ladder_preview(state: UserSessionState | None, *, services: Services, platfo
 
 
 async def case_page(services: Services, *, session: ConsoleSession, case_id: str) -> dict[str, Any] | None:
-    """Everything the case page shows, or None for an unknown case."""
+    """Everything the case page shows, or None for an unknown case or one outside the moderator's platforms
+    (the same answer, as in the JSON API)."""
     case = await cases.case_timeline(services.pool, case_id=case_id)
-    if case is None:
+    if case is None or not may_see_case(session.key, integration=case.get("integration"), platform=case["platform"]):
         return None
     reasons = list(case.get("reasons") or [])
     reasoning = case.get("reasoning") or {}
@@ -331,6 +338,9 @@ async def case_page(services: Services, *, session: ConsoleSession, case_id: str
     similar = list(context.get("similar_cases") or [])
     if similar:
         outcomes = await store.case_outcomes(services.pool, case_ids=[s.get("case_id") for s in similar])
+        # Similar cases come from every platform's history; a scoped moderator sees only their platforms'.
+        similar = [s for s in similar if (o := outcomes.get(s.get("case_id"))) is None
+                   or may_see_case(session.key, integration=o["integration"], platform=o["platform"])]
         for s in similar:
             s["now"] = outcomes.get(s.get("case_id"))
     author = await cases.user_history(services.pool, platform=case["platform"], user_id=case["author_id"],
@@ -429,6 +439,10 @@ async def overturn(services: Services, *, session: ConsoleSession, case_id: str,
     if len(reason) > 2000:
         raise ConsoleError(422, f"the reason is {len(reason):,} characters; the limit is 2,000")
     try:
+        await visible_case(services.pool, session.key, case_id, missing=f"no case with id {case_id}")
+    except HTTPException as err:
+        raise _from_http(err) from err
+    try:
         row = await appeals.file_appeal(services.pool, case_id=case_id, reason=reason,
                                         filed_by=f"moderator:{session.moderator}")
     except Conflict as err:
@@ -456,18 +470,25 @@ async def decide_appeal(services: Services, *, session: ConsoleSession, appeal_i
     return {"status": "overturn started", "appeal_id": appeal_id}
 
 
-async def appeals_queue(services: Services, *, status: str | None) -> list[dict[str, Any]]:
+async def appeals_queue(services: Services, *, status: str | None, key: KeyInfo) -> list[dict[str, Any]]:
+    """Appeals oldest first with their case; a scoped moderator sees only appeals of their platforms' cases."""
     rows, _ = await appeals.list_appeals(services.pool, status=status, case_id=None, limit=100)
     if not rows:
         return []
     appealed = await store.appealed_cases(services.pool, case_ids=[r["case_id"] for r in rows])
+    rows = [r for r in rows if (c := appealed.get(r["case_id"])) is not None
+            and may_see_case(key, integration=c["integration"], platform=c["platform"])]
     rows.sort(key=lambda r: r["created_at"])  # oldest first: the order to work them
     return [{**r, "case": appealed.get(r["case_id"])} for r in rows]
 
 
 # -- users, overview, audit ------------------------------------------------------------------------------
 
-async def user_page(services: Services, *, platform: str, user_id: str) -> dict[str, Any]:
+async def user_page(services: Services, *, platform: str, user_id: str, key: KeyInfo) -> dict[str, Any]:
+    """A user's strikes and history; 403 for a platform outside a scoped key's platforms (as the JSON API)."""
+    if not key.sees_platform(platform):
+        raise ConsoleError(403, f"your key sees only the platforms {', '.join(key.platform_list or [])}; "
+                                f"'{platform}' is not one of them")
     state, note = await _session_state(services, platform=platform, user_id=user_id)
     history = await cases.user_history(services.pool, platform=platform, user_id=user_id, recent=50)
     now = datetime.now(UTC)
@@ -481,12 +502,14 @@ async def user_page(services: Services, *, platform: str, user_id: str) -> dict[
             "history": history, "workflow_id": user_session_id(platform, user_id)}
 
 
-async def overview(services: Services, *, window: str) -> dict[str, Any]:
+async def overview(services: Services, *, window: str, key: KeyInfo) -> dict[str, Any]:
+    """The stats and volume series, of the key's platforms only when it is scoped."""
     figures = await stats.compute_stats(services.pool, window=window,
-                                        sla_minutes=int(services.policy.review_sla_minutes))
+                                        sla_minutes=int(services.policy.review_sla_minutes),
+                                        platforms=key.platform_list)
     bucket, n_buckets = {"1h": ("5 minutes", 12), "24h": ("1 hour", 24), "7d": ("6 hours", 28)}[window]
     by_bucket = await store.volume_series(services.pool, since=figures["since"], until=figures["until"],
-                                          bucket=bucket)
+                                          bucket=bucket, platforms=key.platform_list)
     step = (figures["until"] - figures["since"]) / n_buckets
     series = []
     for i in range(n_buckets):
@@ -496,6 +519,11 @@ async def overview(services: Services, *, window: str) -> dict[str, Any]:
     return {"stats": figures, "series": series}
 
 
-async def audit_page(services: Services, *, kind: str | None) -> list[dict[str, Any]]:
+async def audit_page(services: Services, *, kind: str | None, key: KeyInfo) -> list[dict[str, Any]]:
+    """The audit chain spans every platform: 403 for a scoped key, as in the JSON API."""
+    try:
+        refuse_scoped(key, "the audit log")
+    except HTTPException as err:
+        raise _from_http(err) from err
     rows, _ = await audit.list_audit(services.pool, case_id=None, kind=kind, limit=100)
     return rows

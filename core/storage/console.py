@@ -31,10 +31,11 @@ async def create_session(pool: asyncpg.Pool, *, token_hash: str, key_id: int, mo
 
 
 async def live_session(pool: asyncpg.Pool, *, token_hash: str) -> dict[str, Any] | None:
-    """The session if it has not expired and its key is not revoked, with the key's prefix; else None."""
+    """The session if it has not expired and its key is not revoked, with the key's prefix and platform
+    scope (read from the key on every request, never copied into the session); else None."""
     row = await pool.fetchrow(
         """
-        SELECT s.token_hash, s.key_id, s.moderator, s.role, s.csrf_token, s.expires_at, k.prefix
+        SELECT s.token_hash, s.key_id, s.moderator, s.role, s.csrf_token, s.expires_at, k.prefix, k.platforms
         FROM console_sessions s JOIN api_keys k ON k.id = s.key_id AND k.revoked_at IS NULL
         WHERE s.token_hash = $1 AND s.expires_at > now()
         """, token_hash)
@@ -73,10 +74,14 @@ async def set_blur_sensitive(pool: asyncpg.Pool, *, moderator: str, blur: bool) 
 # -- the review queue ------------------------------------------------------------------------------------
 
 async def pending_reviews(pool: asyncpg.Pool, *, platform: str | None, channel: str | None, category: str | None,
-                          clause: str | None, queue: str | None, limit: int) -> list[dict[str, Any]]:
-    """Cases waiting for a person, oldest first, with their live claim (if any)."""
+                          clause: str | None, queue: str | None, limit: int,
+                          platforms: list[str] | None = None) -> list[dict[str, Any]]:
+    """Cases waiting for a person, oldest first, with their live claim (if any); of ``platforms`` only when
+    given (a platform-scoped key)."""
     w = Where()
     w.add("c.review_status = 'pending'")
+    if platforms is not None:
+        w.add("c.platform = ANY({}::text[])", platforms)
     if platform:
         w.add("c.platform = {}", platform)
     if channel:
@@ -100,8 +105,10 @@ async def pending_reviews(pool: asyncpg.Pool, *, platform: str | None, channel: 
     return [dict(r) for r in rows]
 
 
-async def pending_counts(pool: asyncpg.Pool, *, sla_minutes: int) -> dict[str, int]:
-    """Queue-wide counts (unfiltered): pending, per queue, SLA-breached, unclaimed."""
+async def pending_counts(pool: asyncpg.Pool, *, sla_minutes: int,
+                         platforms: list[str] | None = None) -> dict[str, int]:
+    """Queue-wide counts (unfiltered but for a scoped key's ``platforms``): pending, per queue, SLA-breached,
+    unclaimed."""
     row = await pool.fetchrow(
         """
         SELECT count(*) AS pending,
@@ -111,51 +118,56 @@ async def pending_counts(pool: asyncpg.Pool, *, sla_minutes: int) -> dict[str, i
                                 OR c.completed_at < now() - make_interval(mins => $1)) AS breached,
                count(*) FILTER (WHERE rc.case_id IS NULL) AS unclaimed
         FROM cases c LEFT JOIN review_claims rc ON rc.case_id = c.case_id AND rc.expires_at > now()
-        WHERE c.review_status = 'pending'
-        """, sla_minutes)
+        WHERE c.review_status = 'pending' AND ($2::text[] IS NULL OR c.platform = ANY($2::text[]))
+        """, sla_minutes, platforms)
     return dict(row)
 
 
-async def pending_filter_options(pool: asyncpg.Pool) -> dict[str, list[str]]:
-    """The platforms, channels and policy clauses present in the queue (the filter choices)."""
+async def pending_filter_options(pool: asyncpg.Pool, *, platforms: list[str] | None = None) -> dict[str, list[str]]:
+    """The platforms, channels and policy clauses present in the queue (the filter choices), of
+    ``platforms`` only when given."""
     row = await pool.fetchrow(
         """
         SELECT array_agg(DISTINCT platform) AS platforms, array_agg(DISTINCT channel_id) AS channels,
                array_agg(DISTINCT reasoning->'verdict'->>'policy_clause')
                    FILTER (WHERE reasoning->'verdict'->>'policy_clause' IS NOT NULL) AS clauses
-        FROM cases WHERE review_status = 'pending'
-        """)
+        FROM cases WHERE review_status = 'pending' AND ($1::text[] IS NULL OR platform = ANY($1::text[]))
+        """, platforms)
     return {k: sorted(v or []) for k, v in dict(row).items()}
 
 
 # -- case summaries --------------------------------------------------------------------------------------
 
 async def case_outcomes(pool: asyncpg.Pool, *, case_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """How the given cases ended (decision, category, false positive, reviewer), by case id."""
+    """How the given cases ended (decision, category, false positive, reviewer), with their tenancy
+    (platform, integration), by case id."""
     rows = await pool.fetch(
-        "SELECT case_id, decision, category, false_positive, reviewer FROM cases WHERE case_id = ANY($1)", case_ids)
+        "SELECT case_id, platform, integration, decision, category, false_positive, reviewer FROM cases "
+        "WHERE case_id = ANY($1)", case_ids)
     return {r["case_id"]: dict(r) for r in rows}
 
 
 async def appealed_cases(pool: asyncpg.Pool, *, case_ids: list[str]) -> dict[str, dict[str, Any]]:
     """What the appeals queue shows of each appealed case, by case id."""
     rows = await pool.fetch(
-        "SELECT case_id, platform, author_id, category, decision, actions, false_positive FROM cases "
+        "SELECT case_id, platform, integration, author_id, category, decision, actions, false_positive FROM cases "
         "WHERE case_id = ANY($1)", case_ids)
     return {r["case_id"]: dict(r) for r in rows}
 
 
 # -- the overview ----------------------------------------------------------------------------------------
 
-async def volume_series(pool: asyncpg.Pool, *, since: datetime, until: datetime,
-                        bucket: str) -> dict[datetime, dict[str, int]]:
-    """Cases received (and actioned) per bucket of the window, keyed by the bucket's start."""
+async def volume_series(pool: asyncpg.Pool, *, since: datetime, until: datetime, bucket: str,
+                        platforms: list[str] | None = None) -> dict[datetime, dict[str, int]]:
+    """Cases received (and actioned) per bucket of the window, keyed by the bucket's start; of
+    ``platforms`` only when given."""
     if bucket not in SERIES_BUCKETS:
         raise ValueError(f"bucket must be one of {sorted(SERIES_BUCKETS)}")
     rows = await pool.fetch(
         f"""
         SELECT date_bin(interval '{bucket}', received_at, $1) AS bucket, count(*) AS n,
                count(*) FILTER (WHERE decision = 'action') AS actioned
-        FROM cases WHERE received_at >= $1 AND received_at < $2 GROUP BY 1 ORDER BY 1
-        """, since, until)
+        FROM cases WHERE received_at >= $1 AND received_at < $2
+          AND ($3::text[] IS NULL OR platform = ANY($3::text[])) GROUP BY 1 ORDER BY 1
+        """, since, until, platforms)
     return {r["bucket"]: {"n": int(r["n"]), "actioned": int(r["actioned"])} for r in rows}

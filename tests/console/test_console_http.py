@@ -212,3 +212,81 @@ async def test_queue_shows_sla_breach_senior_queue_brigading_and_claims(api: htt
         assert r.status_code == 409 and "no running workflow waiting for a review" in r.text
         user = await mod.get("/console/users/discord/raider-x")
         assert user.status_code == 200 and "no live strikes" in user.text and case_id[:12] in user.text
+
+
+async def _insert_case(pool: asyncpg.Pool, *, platform: str, channel: str, pending: bool,
+                       edit_of: str | None = None) -> str:
+    """A recorded case as the workflow writes one: pending review, or actioned (appealable)."""
+    case_id = f"console-{uuid.uuid4().hex[:12]}"
+    await pool.execute(
+        """
+        INSERT INTO cases (case_id, platform, channel_id, author_id, target_id, event_type, content, path, risk_score,
+                           category, category_scores, decision, needs_review, reasons, reasoning, received_at,
+                           completed_at, review_status, review_queue, integration, edit_of, revision)
+        VALUES ($1, $2, $3, 'tenant-author', 'sam', $6, 'you are pathetic', 'full', 0.91, 'targeted_insult',
+                '{"targeted_insult": 0.91}', $4, $5, $7, '{}', now() - interval '5 minutes',
+                now() - interval '5 minutes', $8, $9, 'test-ingest', $10, $11)
+        """, case_id, platform, channel, "review" if pending else "action", pending,
+        "message_edit" if edit_of else "message", ["needs human review: tenancy test"] if pending else [],
+        "pending" if pending else None, "standard" if pending else None, edit_of, "abc123def456" if edit_of else "")
+    return case_id
+
+
+async def test_platform_scoped_moderator_sees_only_their_platforms_in_the_console(
+        api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    """A moderator scoped to one platform (``safety keys create --platforms``): the queue, case pages, user
+    pages, the overview and the appeals show only that platform; another platform's case answers like a
+    missing one (404), its user page 403, and a scoped admin's audit page 403 (as in the JSON API)."""
+    tag = uuid.uuid4().hex[:8]
+    mine, other, channel = f"pa{tag}", f"pb{tag}", f"tenancy-{tag}"
+    scoped_key = await create_key(pool, name=f"console-scoped-{tag}", role=Role.MODERATOR, platforms=[mine])
+    admin_key = await create_key(pool, name=f"console-scoped-admin-{tag}", role=Role.ADMIN, platforms=[mine])
+    own_pending = await _insert_case(pool, platform=mine, channel=channel, pending=True)
+    own_edit = await _insert_case(pool, platform=mine, channel=channel, pending=True, edit_of=own_pending)
+    foreign_pending = await _insert_case(pool, platform=other, channel=channel, pending=True)
+    own_actioned = await _insert_case(pool, platform=mine, channel=channel, pending=False)
+    foreign_actioned = await _insert_case(pool, platform=other, channel=channel, pending=False)
+    for cid in (own_actioned, foreign_actioned):
+        await pool.execute("INSERT INTO appeals (case_id, reason, filed_by) "
+                           "VALUES ($1, 'not me', 'ingest:test-ingest')", cid)
+    foreign_appeal = await pool.fetchval("SELECT id FROM appeals WHERE case_id = $1", foreign_actioned)
+    mod, csrf = await _sign_in(api, scoped_key)
+    admin, _ = await _sign_in(api, admin_key)
+    async with aclosing(mod), aclosing(admin):
+        queue = (await mod.get(f"/console/queue?channel={channel}")).text
+        assert own_pending in queue and own_edit in queue and foreign_pending not in queue
+        assert other not in queue, "the platform filter must not offer platforms outside the key's scope"
+        assert foreign_pending not in (await mod.get(f"/console/queue/rows?platform={other}")).text
+        assert foreign_pending not in (await mod.get("/console/queue/rows")).text
+        # Another platform's case answers exactly like an unknown one, on every route.
+        missing = await mod.get(f"/console/cases/console-{uuid.uuid4().hex[:12]}")
+        for path in (f"/console/cases/{foreign_pending}", f"/console/cases/{foreign_pending}/live"):
+            r = await mod.get(path)
+            assert r.status_code == 404 == missing.status_code and "no case with id" in r.text, path
+        for path, data in ((f"/console/cases/{foreign_pending}/claim", {}),
+                           (f"/console/cases/{foreign_pending}/decision", {"violation": "no"}),
+                           (f"/console/cases/{foreign_actioned}/overturn", {"reason": "wrong"}),
+                           (f"/console/appeals/{foreign_appeal}/decision", {"outcome": "uphold", "note": ""})):
+            r = await mod.post(path, data={"csrf_token": csrf, **data})
+            assert r.status_code == 404, (path, r.status_code, r.text[:300])
+        assert await pool.fetchval("SELECT count(*) FROM review_claims WHERE case_id = $1", foreign_pending) == 0
+        assert await pool.fetchval("SELECT count(*) FROM appeals WHERE case_id = $1", foreign_actioned) == 1
+        own = await mod.get(f"/console/cases/{own_pending}")
+        assert own.status_code == 200 and own_pending in own.text
+        edit = (await mod.get(f"/console/cases/{own_edit}")).text
+        assert 'data-testid="edit-of"' in edit and f'href="/console/cases/{own_pending}"' in edit
+        assert (await mod.post(f"/console/cases/{own_pending}/claim", data={"csrf_token": csrf})).status_code == 303
+        # Users: their platform answers, another one is refused as in GET /v1/users.
+        assert (await mod.get(f"/console/users/{mine}/tenant-author")).status_code == 200
+        r = await mod.get(f"/console/users/{other}/tenant-author")
+        assert r.status_code == 403 and mine in r.text
+        # Appeals: only those of the key's platforms' cases.
+        appeals_page = (await mod.get("/console/appeals")).text
+        assert own_actioned[:12] in appeals_page and foreign_actioned[:12] not in appeals_page
+        # The overview counts only the key's platform: 3 cases received, 2 waiting for review.
+        overview = (await mod.get("/console/overview?window=1h")).text
+        assert re.search(r'data-testid="volume">3<', overview)
+        assert re.search(r'data-testid="backlog">2<', overview)
+        # The audit chain spans every platform: a scoped admin is refused.
+        r = await admin.get("/console/admin/audit")
+        assert r.status_code == 403 and "spans every platform" in r.text
