@@ -26,14 +26,14 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "screening"
 # The embedded Temporal dev server's defaults. WAL journal, fsync at checkpoints only: see
 # TemporalSettings.sqlite_pragmas.
 DEFAULT_SQLITE_PRAGMAS: tuple[str, ...] = ("journal_mode=wal", "synchronous=normal")
-# Audit and backup HMAC keys outside development: at least this many characters.
-MIN_KEY_CHARS = 32
 DEFAULT_DYNAMIC_CONFIG: dict[str, int | float | bool | str] = {}
 
 
 # The development default of SAFETY_SECRET_KEY (refused outside development; `safety up` replaces it by
 # a random key kept in <data_dir>/dev-secret-key).
 DEV_SECRET_KEY = "dev-insecure-secret"
+# Every secret outside development (SAFETY_SECRET_KEY, JWT, webhook, audit and backup keys): at least this
+# many characters, and random-looking (``weak_secret``).
 MIN_SECRET_CHARS = 32
 _MIN_SECRET_BITS_PER_CHAR = 2.5  # 32 random hex chars: about 3.5 (rarely under 3), "abab..." 1, "aaaa..." 0
 
@@ -225,23 +225,6 @@ class Settings(BaseSettings):
     # HMAC-SHA256 key signing backup manifests. Development: generated into <data_dir>/dev-backup-key.
     backup_key: SecretStr | None = None
 
-    @model_validator(mode="after")
-    def _integrity_keys(self) -> Settings:
-        if self.environment != "development":
-            for env, value in (("SAFETY_AUDIT_KEY", self.audit_key), ("SAFETY_BACKUP_KEY", self.backup_key)):
-                secret = value.get_secret_value() if value is not None else ""
-                if len(secret) < MIN_KEY_CHARS or len(set(secret)) < 8:
-                    raise ValueError(
-                        f"{env} is {'missing' if not secret else 'weak'}: outside development set at least "
-                        f"{MIN_KEY_CHARS} random characters (e.g. `python -c 'import secrets; "
-                        "print(secrets.token_hex(32))'`), kept outside the database")
-            if not self.database.app_url and self.database.app_password is None:
-                raise ValueError(
-                    "outside development the API and workers connect as the restricted app role "
-                    f"({self.database.app_role}): set SAFETY_DATABASE__APP_PASSWORD (`safety migrate` creates the "
-                    "role with it) or SAFETY_DATABASE__APP_URL")
-        return self
-
     def _dev_secret(self, value: SecretStr | None, file_name: str) -> bytes:
         if value is not None:
             return value.get_secret_value().encode()
@@ -284,13 +267,27 @@ class Settings(BaseSettings):
                     "SAFETY_SECRET_KEY is the development default; set a random secret "
                     "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`) outside development"
                 )
-            for name, secret in (("SAFETY_SECRET_KEY", self.secret_key), ("SAFETY_JWT_SECRET", self.jwt_secret),
-                                 ("SAFETY_CONNECTOR__WEBHOOK_SECRET", self.connector.webhook_secret)):
-                problem = weak_secret(secret.get_secret_value()) if secret is not None else None
+            how = (f"outside development use a random secret of at least {MIN_SECRET_CHARS} characters (e.g. "
+                   "`python -c 'import secrets; print(secrets.token_hex(32))'`)")
+            # Optional secrets (JWT, webhook) are checked when set; the audit and backup keys, which live
+            # outside the database so it cannot re-sign a rewritten chain or backup, are required.
+            for name, secret, required in (("SAFETY_SECRET_KEY", self.secret_key, True),
+                                           ("SAFETY_JWT_SECRET", self.jwt_secret, False),
+                                           ("SAFETY_CONNECTOR__WEBHOOK_SECRET", self.connector.webhook_secret, False),
+                                           ("SAFETY_AUDIT_KEY", self.audit_key, True),
+                                           ("SAFETY_BACKUP_KEY", self.backup_key, True)):
+                if secret is None:
+                    if required:
+                        raise ValueError(f"{name} is missing: {how}, kept outside the database")
+                    continue
+                problem = weak_secret(secret.get_secret_value())
                 if problem:
-                    raise ValueError(f"{name} {problem}; outside development use a random secret of at least "
-                                     f"{MIN_SECRET_CHARS} characters (e.g. `python -c 'import secrets; "
-                                     "print(secrets.token_hex(32))'`)")
+                    raise ValueError(f"{name} is weak: it {problem}; {how}")
+            if not self.database.app_url and self.database.app_password is None:
+                raise ValueError(
+                    "outside development the API and workers connect as the restricted app role "
+                    f"({self.database.app_role}): set SAFETY_DATABASE__APP_PASSWORD (`safety migrate` creates the "
+                    "role with it) or SAFETY_DATABASE__APP_URL")
             missing = [n for n, v in (("SAFETY_TEMPORAL__ADDRESS", self.temporal.address),
                                       ("SAFETY_DATABASE__URL", self.database.url),
                                       ("SAFETY_REDIS__URL", self.redis.url)) if not v]

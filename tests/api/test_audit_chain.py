@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -252,8 +253,8 @@ async def test_a_legacy_chain_is_verified_up_to_the_switch_over_and_keyed_after(
 
 
 def test_production_refuses_a_missing_or_weak_audit_or_backup_key() -> None:
-    strong = SecretStr("k" * 8 + "0123456789abcdef0123456789abcdef")
-    base: dict[str, Any] = {"environment": "production", "secret_key": SecretStr("s" * 64),
+    strong = SecretStr(secrets.token_hex(32))
+    base: dict[str, Any] = {"environment": "production", "secret_key": SecretStr(secrets.token_hex(32)),
                             "temporal": TemporalSettings(address="t:7233"),
                             "database": DatabaseSettings(url="postgresql://o@db/safety",
                                                          app_password=SecretStr("app pass/word")),
@@ -264,6 +265,8 @@ def test_production_refuses_a_missing_or_weak_audit_or_backup_key() -> None:
         Settings(**base, audit_key=SecretStr("abc"), backup_key=strong)
     with pytest.raises(ValidationError, match="SAFETY_AUDIT_KEY is weak"):
         Settings(**base, audit_key=SecretStr("a" * 64), backup_key=strong)
+    with pytest.raises(ValidationError, match="SAFETY_AUDIT_KEY is weak"):  # a pattern, not random
+        Settings(**base, audit_key=SecretStr("k" * 8 + "0123456789abcdef0123456789abcdef"), backup_key=strong)
     with pytest.raises(ValidationError, match="SAFETY_BACKUP_KEY is missing"):
         Settings(**base, audit_key=strong)
     ok = Settings(**base, audit_key=strong, backup_key=strong)

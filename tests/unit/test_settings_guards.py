@@ -13,15 +13,19 @@ from pydantic import SecretStr, ValidationError
 from core.settings import Settings, weak_secret
 
 REPO = Path(__file__).resolve().parents[2]
-SERVERS = {"temporal": {"address": "t:7233"}, "database": {"url": "postgresql://db/safety"},
+SERVERS = {"temporal": {"address": "t:7233"},
+           "database": {"url": "postgresql://db/safety", "app_password": secrets.token_urlsafe(24)},
            "redis": {"url": "redis://r:6379/0"}}
+# The audit and backup keys production requires besides SAFETY_SECRET_KEY (tests/api/test_audit_chain.py).
+INTEGRITY_KEYS = {"audit_key": SecretStr(secrets.token_hex(32)), "backup_key": SecretStr(secrets.token_hex(32))}
 
 
 def _production(**kw: object) -> Settings:
-    return Settings(environment="production", **SERVERS, **kw)  # type: ignore[arg-type]
+    return Settings(environment="production", **SERVERS, **{**INTEGRITY_KEYS, **kw})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("field", "env"), [("secret_key", "SAFETY_SECRET_KEY"), ("jwt_secret", "SAFETY_JWT_SECRET")])
+@pytest.mark.parametrize(("field", "env"), [("secret_key", "SAFETY_SECRET_KEY"), ("jwt_secret", "SAFETY_JWT_SECRET"),
+                                            ("audit_key", "SAFETY_AUDIT_KEY"), ("backup_key", "SAFETY_BACKUP_KEY")])
 @pytest.mark.parametrize("weak", ["abc", "changeme-changeme-changeme-changeme", "a" * 64, "0123456789" * 4,
                                   "ab" * 32])
 def test_production_refuses_weak_secrets(field: str, env: str, weak: str) -> None:
