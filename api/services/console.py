@@ -339,8 +339,7 @@ async def case_page(services: Services, *, session: ConsoleSession, case_id: str
     if similar:
         outcomes = await store.case_outcomes(services.pool, case_ids=[s.get("case_id") for s in similar])
         # Similar cases come from every platform's history; a scoped moderator sees only their platforms'.
-        similar = [s for s in similar if (o := outcomes.get(s.get("case_id"))) is None
-                   or may_see_case(session.key, integration=o["integration"], platform=o["platform"])]
+        similar = [s for s in similar if _may_see_outcome(session.key, outcomes.get(s.get("case_id")))]
         for s in similar:
             s["now"] = outcomes.get(s.get("case_id"))
     author = await cases.user_history(services.pool, platform=case["platform"], user_id=case["author_id"],
@@ -379,6 +378,14 @@ async def case_page(services: Services, *, session: ConsoleSession, case_id: str
                     int(services.policy.review_sla_minutes), datetime.now(UTC))
         if case.get("review_status") == "pending" else None,
     }
+
+
+def _may_see_outcome(key: KeyInfo, outcome: dict[str, Any] | None) -> bool:
+    """A similar case is shown when its case row is one the key may see; one whose row is gone (platform
+    unknown) only to an unscoped moderator."""
+    if outcome is None:
+        return key.role != Role.INGEST and key.platforms is None
+    return may_see_case(key, integration=outcome["integration"], platform=outcome["platform"])
 
 
 def _first_decision(case: dict[str, Any]) -> str:

@@ -250,6 +250,10 @@ async def test_platform_scoped_moderator_sees_only_their_platforms_in_the_consol
         await pool.execute("INSERT INTO appeals (case_id, reason, filed_by) "
                            "VALUES ($1, 'not me', 'ingest:test-ingest')", cid)
     foreign_appeal = await pool.fetchval("SELECT id FROM appeals WHERE case_id = $1", foreign_actioned)
+    # Similar cases come from every platform's index: the scoped moderator sees only their platform's.
+    similar = [{"case_id": cid, "score": 0.9, "category": "targeted_insult", "decision": "action", "platform": p}
+               for cid, p in ((own_actioned, mine), (foreign_actioned, other))]
+    await pool.execute("UPDATE cases SET context = $2 WHERE case_id = $1", own_pending, {"similar_cases": similar})
     mod, csrf = await _sign_in(api, scoped_key)
     admin, _ = await _sign_in(api, admin_key)
     async with aclosing(mod), aclosing(admin):
@@ -273,6 +277,9 @@ async def test_platform_scoped_moderator_sees_only_their_platforms_in_the_consol
         assert await pool.fetchval("SELECT count(*) FROM appeals WHERE case_id = $1", foreign_actioned) == 1
         own = await mod.get(f"/console/cases/{own_pending}")
         assert own.status_code == 200 and own_pending in own.text
+        panel = own.text[own.text.index('data-testid="similar"'):]
+        panel = panel[:panel.index("</section>")]
+        assert f"/console/cases/{own_actioned}" in panel and foreign_actioned not in panel
         edit = (await mod.get(f"/console/cases/{own_edit}")).text
         assert 'data-testid="edit-of"' in edit and f'href="/console/cases/{own_pending}"' in edit
         assert (await mod.post(f"/console/cases/{own_pending}/claim", data={"csrf_token": csrf})).status_code == 303
