@@ -350,6 +350,10 @@ async def test_queue_refreshes_itself_and_a_stale_form_is_refused(browser: Any, 
     await page.reload()  # the filter choices come from the queue as it was when the page loaded
     await page.get_by_label("Channel").select_option("offtopic")
     await page.get_by_role("button", name="Filter").click()
+    # Count only once the filtered page has loaded (under load the count could see a half-parsed page).
+    await page.wait_for_url("**/console/queue?*channel=offtopic*")
+    await page.wait_for_load_state("domcontentloaded")
+    await page.locator(f"#queue-rows tr[data-case-id='{new_id}']").wait_for(timeout=30_000)
     assert (await page.locator("#queue-rows tr[data-case-id]").count()) == 1
     # A form whose CSRF token does not match the session is refused and changes nothing.
     await page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach(i => i.value = 'forged')")
@@ -361,7 +365,8 @@ async def test_queue_refreshes_itself_and_a_stale_form_is_refused(browser: Any, 
 
 async def test_appeals_queue_decide(browser: Any, stack: StackProcess, keys: dict[str, str],
                                     cases: dict[str, str]) -> None:
-    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": keys["platform"]}) as http:
+    # The integration that sent the case files the appeal: an ingest key sees and appeals only its own cases.
+    async with httpx.AsyncClient(base_url=stack.base_url, headers={"X-API-Key": stack.key}) as http:
         r = await http.post("/v1/appeals", json={"case_id": cases["actioned"], "reason": "I was joking"})
     assert r.status_code == 201, r.text
     page = await _page(browser, stack, keys["alice"])
