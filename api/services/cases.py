@@ -47,6 +47,15 @@ async def case_public(*, pool: asyncpg.Pool, settings: Settings, case_id: str, k
     case = await cases.case_timeline(pool, case_id=case_id)
     if case is None or not may_see_case(key, integration=case.get("integration"), platform=case["platform"]):
         raise not_found(f"no case with id {case_id}: it was not recorded (yet); see /v1/events/{case_id}/status")
+    context = case.get("context")
+    if key.platforms is not None and context and context.get("similar_cases"):
+        # The similar cases come from every platform's index: a scoped key sees only its platforms' (those
+        # whose case row is gone have no known platform and are left out too).
+        similar = context["similar_cases"]
+        owners = await cases.case_tenancy(pool, sorted({str(s.get("case_id")) for s in similar}))
+        case["context"] = {**context, "similar_cases": [
+            s for s in similar if (o := owners.get(str(s.get("case_id")))) is not None
+            and may_see_case(key, integration=o.integration, platform=o.platform)]}
     wid = case.get("workflow_id") or event_workflow_id(case_id)
     claim = case["claim"] or {}
     review = ReviewPublic(status=case.get("review_status"), queue=case.get("review_queue"),

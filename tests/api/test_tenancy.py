@@ -244,6 +244,23 @@ async def test_scoped_stats_count_only_the_keys_platforms(tenancy_api: httpx.Asy
     assert scoped["review_backlog"]["pending"] == pending < everything["review_backlog"]["pending"]
 
 
+async def test_similar_cases_of_other_platforms_are_hidden_from_a_scoped_key(
+        tenancy_api: httpx.AsyncClient, world: World, pool: asyncpg.Pool) -> None:
+    """The context's similar cases come from every platform's index; a scoped key sees only its own."""
+    similar = [{"case_id": cid, "score": 0.9, "category": "targeted_insult", "decision": "action", "platform": p}
+               for cid, p in ((world.actioned, "twitch"), (world.review, "twitch"))]
+    await pool.execute("UPDATE cases SET context = $2 WHERE case_id = $1", world.discord_review,
+                       {"similar_cases": similar})
+
+    async def shown(who: str) -> set[str]:
+        r = await tenancy_api.get(f"/v1/cases/{world.discord_review}", headers=world.headers[who])
+        assert r.status_code == 200, r.text
+        return {s["case_id"] for s in r.json()["context"]["similar_cases"]}
+
+    assert await shown("moderator") == {world.actioned, world.review}
+    assert await shown("moderator_discord") == set()
+
+
 async def test_the_platform_sees_no_internal_error_text(tenancy_api: httpx.AsyncClient, world: World) -> None:
     own = await tenancy_api.get(f"/v1/events/{world.review}/status", headers=world.headers["own"])
     assert own.status_code == 200, own.text
