@@ -85,6 +85,22 @@ def _stand_ins(records: list[Any]) -> list[Any]:
     return [screen, context, act, record, strike, incident]
 
 
+async def _connect(address: str, attempts: int = 30) -> Any:
+    """Connect once the dev server's frontend is healthy: its port opens before it serves (under load the
+    first calls answer "Frontend is not healthy yet")."""
+    from temporalio.client import Client
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    for attempt in range(attempts):
+        try:
+            return await Client.connect(address, data_converter=pydantic_data_converter)
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
+
+
 async def run_reasoning_bench(*, cases: int, concurrency: int, latency_s: float, error_rate: float,
                               seed: int = 7, hang: bool = False) -> dict[str, Any]:
     import tempfile
@@ -93,8 +109,6 @@ async def run_reasoning_bench(*, cases: int, concurrency: int, latency_s: float,
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from temporalio.client import Client
-    from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.worker import Worker
 
     from activities.reasoning import ReasoningActivities
@@ -116,7 +130,7 @@ async def run_reasoning_bench(*, cases: int, concurrency: int, latency_s: float,
     server.start()
     llm = FakeLLMServer(latency_s=latency_s, error_rate=error_rate, error_status=500, seed=seed, hang=hang).start()
     try:
-        client = await Client.connect(f"127.0.0.1:{server.port}", data_converter=pydantic_data_converter)
+        client = await _connect(f"127.0.0.1:{server.port}")
         reasoning = ReasoningActivities(LLMSettings(base_url=llm.base_url, api_key="bench", attempt_timeout_s=8))
         stand_ins = _stand_ins(records)
         workers = [Worker(client, task_queue=q,
