@@ -92,11 +92,14 @@ def render(request: Request, template: str, context: dict[str, Any], *, status: 
     return _secure(response)  # type: ignore[return-value]
 
 
-def error_page(request: Request, status: int, message: str, session: ConsoleSession | None = None) -> HTMLResponse:
+def error_page(request: Request, status: int, message: str, session: ConsoleSession | None = None,
+               headers: dict[str, str] | None = None) -> HTMLResponse:
     titles = {400: "Bad request", 401: "Sign in first", 403: "Not allowed", 404: "Not found", 409: "Conflict",
               422: "Check your input", 429: "Slow down", 503: "Try again shortly"}
-    return render(request, "console/error.html", {"status": status, "title": titles.get(status, "Error"),
+    page = render(request, "console/error.html", {"status": status, "title": titles.get(status, "Error"),
                                                   "message": message}, status=status, session=session)
+    page.headers.update(headers or {})  # Retry-After of a 429 or 503
+    return page
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -177,7 +180,7 @@ async def _page(request: Request, build: PageBuilder) -> Response:
             return _secure(resp)
         return redirect(r.url)
     except ConsoleError as err:
-        return error_page(request, err.status, err.message, session)
+        return error_page(request, err.status, err.message, session, err.headers)
 
 
 # -- sign-in ---------------------------------------------------------------------------------------------
@@ -211,6 +214,7 @@ async def login(request: Request) -> Response:
         fresh = secrets.token_urlsafe(24)
         page = render(request, "console/login.html", {"login_csrf": fresh, "next": nxt, "error": err.message},
                       status=err.status)
+        page.headers.update(err.headers)
         page.set_cookie(LOGIN_CSRF_COOKIE, fresh, httponly=True, samesite="strict", path="/console",
                         secure=request.url.scheme == "https", max_age=3600)
         return page

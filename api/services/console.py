@@ -63,13 +63,14 @@ WINDOWS = ("1h", "24h", "7d")
 class ConsoleError(Exception):
     """A refusal a moderator can act on: ``status`` is the HTTP status, ``message`` says what to do."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, dict(headers or {})
 
 
 def _from_http(err: HTTPException) -> ConsoleError:
-    return ConsoleError(err.status_code, str(err.detail))
+    """The JSON API's refusal as a console one, keeping its headers (Retry-After of a 429 or 503)."""
+    return ConsoleError(err.status_code, str(err.detail), getattr(err, "headers", None))
 
 
 def _hash(token: str) -> str:
@@ -105,7 +106,8 @@ async def sign_in(services: Services, *, api_key: str) -> tuple[str, ConsoleSess
         info = await keys.lookup_key(services.pool, api_key)
     except (OSError, asyncpg.PostgresError) as err:
         log.error("console sign-in: key lookup failed: %s", err)
-        raise ConsoleError(503, "cannot verify keys right now (database unreachable); try again shortly") from err
+        raise ConsoleError(503, "cannot verify keys right now (database unreachable); try again shortly",
+                           {"Retry-After": "5"}) from err
     if info is None:
         raise ConsoleError(401, "unknown or revoked API key; check it, or ask an admin for a moderator key")
     if info.role not in (Role.MODERATOR, Role.ADMIN):

@@ -4,6 +4,7 @@ rules, sessions, CSRF, and that bad input of every kind answers a 4xx page that 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from contextlib import aclosing
 
@@ -11,6 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
+from core.settings import Settings
 from core.storage.keys import Role, create_key
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -297,3 +299,24 @@ async def test_platform_scoped_moderator_sees_only_their_platforms_in_the_consol
         # The audit chain spans every platform: a scoped admin is refused.
         r = await admin.get("/console/admin/audit")
         assert r.status_code == 403 and "spans every platform" in r.text
+
+
+async def test_rate_limited_pages_say_when_to_retry(api: httpx.AsyncClient, pool: asyncpg.Pool,
+                                                     settings: Settings) -> None:
+    """The console shares the JSON API's per-key rate limit; its 429 page keeps the Retry-After header."""
+    import redis.asyncio as aioredis
+
+    name = f"console-limited-{uuid.uuid4().hex[:8]}"
+    key = await create_key(pool, name=name, role=Role.MODERATOR)
+    key_id = await pool.fetchval("SELECT id FROM api_keys WHERE name = $1", name)
+    client, _ = await _sign_in(api, key)
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        async with aclosing(client):
+            for window in (int(time.time() // 60), int(time.time() // 60) + 1):  # a minute may turn meanwhile
+                await redis.set(f"ratelimit:{key_id}:{window}", 10**9, ex=120)
+            r = await client.get("/console/queue")
+            assert r.status_code == 429 and "rate limit" in r.text
+            assert 0 < int(r.headers["Retry-After"]) <= 60
+    finally:
+        await redis.aclose()
