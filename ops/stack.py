@@ -168,7 +168,7 @@ def banner(settings: Settings, key: str | None) -> str:
                   f"  curl -s -X POST {api}/v1/events/ingest "
                   f"-H \"X-API-Key: $(cat {settings.data_dir}/dev-api-key)\" \\",
                   "    -H 'Content-Type: application/json' \\",
-                  "    -d '{\"event_type\":\"message\",\"platform\":\"discord\",\"channel_id\":\"general\","
+                  "    -d '{\"event_type\":\"message_created\",\"platform\":\"discord\",\"channel_id\":\"general\","
                   "\"user_id\":\"user_456\",\"author_id\":\"user_123\",\"content\":\"hello there\"}'"]
     lines += ["", "Ctrl-C stops everything; data is kept for the next start.", ""]
     return "\n".join(lines)
