@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.codec import codec_endpoint, key_ring
 from core.settings import Settings
 from ops.embedded import (
     EmbeddedPostgres,
@@ -63,11 +64,15 @@ class Stack:
         s = self.settings
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env: dict[str, str] = {"SAFETY_DATA_DIR": str(self.data_dir)}
+        # Payload encryption key: generated into the data dir on the first development start (every
+        # child reads the same file); outside development settings already refused a missing one.
+        ring = key_ring(s)
         if not s.temporal.address:
             self._start(TemporalDevServer(self.data_dir, port=s.temporal.port, ui_port=s.temporal.ui_port,
                                           metrics_port=s.temporal.metrics_port, namespace=s.temporal.namespace,
                                           sqlite_pragmas=s.temporal.sqlite_pragmas,
-                                          dynamic_config=s.temporal.dynamic_config))
+                                          dynamic_config=s.temporal.dynamic_config,
+                                          ui_codec_endpoint=codec_endpoint(s) if ring else ""))
         env["SAFETY_TEMPORAL__ADDRESS"] = s.temporal_address
         if not s.database.url:
             self._start(EmbeddedPostgres(self.data_dir, port=s.database.port))
@@ -156,6 +161,9 @@ def banner(settings: Settings, key: str | None) -> str:
         else f"  Temporal        {settings.temporal.address}",
         f"  Metrics         {api}/metrics (workers: :{settings.worker.metrics_base_port}-"
         f":{settings.worker.metrics_base_port + len(TASK_QUEUES) - 1})",
+        f"  Payloads        encrypted (AES-GCM); codec {codec_endpoint(settings)} (Web UI, temporal "
+        "--codec-endpoint; admin key)"
+        if settings.codec.enabled else "  Payloads        NOT encrypted (SAFETY_CODEC__ENABLED=false)",
         f"  Data            {settings.data_dir.resolve()}",
         f"  Logs            {settings.data_dir.resolve() / 'logs'}",
     ]
