@@ -152,10 +152,25 @@ class Stack:
         log.info("stopped")
 
 
-def banner(settings: Settings, key: str | None) -> str:
+async def _wait_until_served(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
+    """Wait until every task queue has a polling worker (so the model is loaded): "up" means ready."""
+    from core.readiness import wait_until_served
+    from core.temporal import connect
+
+    started = time.monotonic()
+    client = await connect(settings)
+    checks = await wait_until_served(client, timeout_s=timeout_s)
+    log.info("workers polling every queue in %.1fs" if all(v.startswith("ok") for v in checks.values())
+             else "not every queue is polled after %.0fs", time.monotonic() - started)
+    return checks
+
+
+def banner(settings: Settings, key: str | None, served: dict[str, str] | None = None) -> str:
     api = f"http://{settings.api.host}:{settings.api.port}"
+    waiting = {q: v for q, v in (served or {}).items() if not v.startswith("ok")}
     lines = [
-        "", "Safety system is up.",
+        "", "Safety system is up." if not waiting else
+        "Safety system started, but NOT ready: " + "; ".join(waiting.values()),
         f"  API + docs      {api}/docs",
         f"  Temporal UI     {settings.temporal.ui_public_url}" if not settings.temporal.address
         else f"  Temporal        {settings.temporal.address}",
@@ -164,6 +179,8 @@ def banner(settings: Settings, key: str | None) -> str:
         f"  Payloads        encrypted (AES-GCM); codec {codec_endpoint(settings)} (Web UI, temporal "
         "--codec-endpoint; admin key)"
         if settings.codec.enabled else "  Payloads        NOT encrypted (SAFETY_CODEC__ENABLED=false)",
+        f"  Workers         {len(served)} task queues polled; screening model loaded" if served and not waiting
+        else "  Workers         readiness not checked" if not served else "  Workers         see GET /ready",
         f"  Data            {settings.data_dir.resolve()}",
         f"  Logs            {settings.data_dir.resolve() / 'logs'}",
     ]
@@ -195,7 +212,8 @@ def run_up(settings: Settings) -> None:
         env = stack.start_services()
         key = asyncio.run(stack.prepare_database())
         stack.start_children(env)
-        print(banner(settings, key), flush=True)
+        served = asyncio.run(_wait_until_served(settings))
+        print(banner(settings, key, served), flush=True)
         while not stop["flag"]:
             stack.supervise_once()
             time.sleep(0.5)

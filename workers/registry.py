@@ -37,7 +37,9 @@ class WorkerSpec:
 def _load_model(settings: Settings) -> Any:
     from core.screening import ScreeningModel
 
-    return ScreeningModel.load(settings.screening_model_dir)
+    model = ScreeningModel.load(settings.screening_model_dir)
+    model.screen("warm up")  # the first inference allocates onnxruntime's buffers: pay it before polling
+    return model
 
 
 async def _pool(settings: Settings, stack: contextlib.AsyncExitStack) -> asyncpg.Pool:

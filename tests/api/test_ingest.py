@@ -93,8 +93,11 @@ async def test_unknown_event_status_is_404_and_bad_id_is_422(api: httpx.AsyncCli
 
 async def test_health_and_ready(api: httpx.AsyncClient) -> None:
     assert (await api.get("/health")).json() == {"status": "ok"}
-    r = await api.get("/ready")
+    r = await api.get("/ready", params={"scope": "api"})
     assert r.status_code == 200 and r.json()["checks"] == {"temporal": "ok", "postgres": "ok", "redis": "ok"}
+    # the whole system's readiness also names every task queue and the model
+    checks = (await api.get("/ready")).json()["checks"]
+    assert {"queue:moderation", "queue:actions", "model"} <= set(checks)
 
 
 async def test_openapi_documents_the_ingest_route(api: httpx.AsyncClient) -> None:

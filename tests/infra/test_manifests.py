@@ -289,7 +289,8 @@ def _check_workloads(docs: list[dict[str, Any]]) -> None:
     assert len(api) == 1, "expected one Deployment running `safety api`"
     api_c = next(c for c in api[0]["spec"]["template"]["spec"]["containers"] if _argv(c) == ["safety", "api"])
     assert api_c["livenessProbe"]["httpGet"]["path"] == "/health"
-    assert api_c["readinessProbe"]["httpGet"]["path"] == "/ready"
+    # the API's own dependencies: a missing worker must not take ingest away (events queue durably)
+    assert api_c["readinessProbe"]["httpGet"]["path"] == "/ready?scope=api"
     services = [
         s
         for s in _of_kind(docs, "Service")
