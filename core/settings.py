@@ -199,6 +199,11 @@ class Settings(BaseSettings):
                                       ("SAFETY_REDIS__URL", self.redis.url)) if not v]
             if missing:
                 raise ValueError(f"outside development these must point at real servers: {', '.join(missing)}")
+            if self.connector.kind == "webhook" and (
+                    self.connector.webhook_secret is None or not self.connector.webhook_secret.get_secret_value()):
+                raise ValueError("SAFETY_CONNECTOR__WEBHOOK_SECRET is not set: outside development the webhook "
+                                 "connector signs every request, so receivers can refuse forged ones; set a random "
+                                 "secret shared with the receiver")
             if self.codec.enabled and (self.codec.keys is None or not self.codec.keys.get_secret_value().strip()):
                 raise ValueError(
                     "SAFETY_CODEC__KEYS is not set: outside development workflow payloads are encrypted with a key "

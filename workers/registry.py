@@ -124,7 +124,7 @@ async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExit
         from activities.actions import ActionActivities
         from activities.connectors import build_router
 
-        router = build_router(settings.connector)
+        router = build_router(settings.connector, development=settings.environment == "development")
         stack.push_async_callback(router.aclose)
         from domain.models import ActionType
 
