@@ -49,8 +49,12 @@ def _b64(value: str, where: str) -> bytes:
 
 
 def _to_payload(p: PayloadJSON, i: int) -> Payload:
-    return Payload(metadata={k: _b64(v, f"payloads.{i}.metadata.{k}") for k, v in p.metadata.items()},
-                   data=_b64(p.data, f"payloads.{i}.data"))
+    metadata = {k: _b64(v, f"payloads.{i}.metadata.{k[:40].encode('utf-8', 'replace').decode()}")
+                for k, v in p.metadata.items()}
+    try:
+        return Payload(metadata=metadata, data=_b64(p.data, f"payloads.{i}.data"))
+    except (ValueError, TypeError) as err:  # e.g. a metadata key that is not valid UTF-8
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"payloads.{i}: not a valid payload") from err
 
 
 def _to_json(p: Payload) -> PayloadJSON:
