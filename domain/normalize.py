@@ -178,6 +178,8 @@ def _map_homoglyphs(text: str) -> str:
 
     def fix(m: re.Match[str]) -> str:
         tok = m.group(0)
+        if tok.isascii():
+            return tok
         bare = _strip_marks_on_latin(tok, lookalikes=True)
         mapped = bare.translate(_HOMOGLYPH_TABLE)
         if mapped == bare:
