@@ -36,7 +36,7 @@ from temporalio.converter import DataConverter, PayloadCodec
 from core.settings import Settings
 
 __all__ = ["ENCODING", "KEY_ID", "AESGCMCodec", "CodecError", "KeyRing", "allowed_origins", "codec_endpoint",
-           "data_converter", "key_ring", "parse_keys"]
+           "data_converter", "key_ring", "key_spec", "parse_keys"]
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -108,6 +108,14 @@ def _dev_key_file(data_dir: Path) -> str:
             with os.fdopen(fd, "w") as f:
                 f.write(new_key_spec() + "\n")
     return path.read_text().strip()
+
+
+def key_spec(settings: Settings) -> str:
+    """The ``SAFETY_CODEC__KEYS`` value in force (the development one included), for a child process that
+    must read and write the same payloads but may have another data dir."""
+    if settings.codec.keys is not None and settings.codec.keys.get_secret_value().strip():
+        return settings.codec.keys.get_secret_value()
+    return _dev_key_file(settings.data_dir.resolve())
 
 
 def key_ring(settings: Settings) -> KeyRing | None:
