@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
@@ -71,8 +71,9 @@ def model_check(loaded_here: bool, queues: dict[str, str]) -> str:
 
 
 async def wait_until_served(client: Client, queues: Iterable[str] = TASK_QUEUES, *, timeout_s: float = 120.0,
-                            interval_s: float = 0.5) -> dict[str, str]:
-    """Wait until every queue has a polling worker; returns the last check (not all ``ok`` on timeout)."""
+                            interval_s: float = 0.5, stop: Callable[[], bool] = lambda: False) -> dict[str, str]:
+    """Wait until every queue has a polling worker; returns the last check (not all ``ok`` on timeout, or
+    when ``stop()`` turns true: Ctrl-C during start-up)."""
     deadline = time.monotonic() + timeout_s
     names = list(queues)
     while True:
@@ -80,6 +81,6 @@ async def wait_until_served(client: Client, queues: Iterable[str] = TASK_QUEUES,
             checks = await queue_pollers(client, names)
         except RPCError as err:
             checks = dict.fromkeys(names, f"Temporal unreachable: {err.message}")
-        if all(v.startswith("ok") for v in checks.values()) or time.monotonic() > deadline:
+        if all(v.startswith("ok") for v in checks.values()) or time.monotonic() > deadline or stop():
             return checks
         await asyncio.sleep(interval_s)

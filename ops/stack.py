@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from core.codec import codec_endpoint, key_ring
@@ -152,14 +153,14 @@ class Stack:
         log.info("stopped")
 
 
-async def _wait_until_served(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
+async def _wait_until_served(settings: Settings, stop: Callable[[], bool], timeout_s: float = 120.0) -> dict[str, str]:
     """Wait until every task queue has a polling worker (so the model is loaded): "up" means ready."""
     from core.readiness import wait_until_served
     from core.temporal import connect
 
     started = time.monotonic()
     client = await connect(settings)
-    checks = await wait_until_served(client, timeout_s=timeout_s)
+    checks = await wait_until_served(client, timeout_s=timeout_s, stop=stop)
     log.info("workers polling every queue in %.1fs" if all(v.startswith("ok") for v in checks.values())
              else "not every queue is polled after %.0fs", time.monotonic() - started)
     return checks
@@ -212,8 +213,9 @@ def run_up(settings: Settings) -> None:
         env = stack.start_services()
         key = asyncio.run(stack.prepare_database())
         stack.start_children(env)
-        served = asyncio.run(_wait_until_served(settings))
-        print(banner(settings, key, served), flush=True)
+        served = asyncio.run(_wait_until_served(settings, lambda: stop["flag"]))
+        if not stop["flag"]:
+            print(banner(settings, key, served), flush=True)
         while not stop["flag"]:
             stack.supervise_once()
             time.sleep(0.5)
