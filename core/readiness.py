@@ -7,7 +7,7 @@ to poll, and a run right after start had a clean p99 of 4 s. Here a queue counts
 loading the screening model, before it starts polling: a poller on ``moderation`` and ``screening`` also
 means the model is loaded and warmed up in that worker.
 
-Used by ``GET /ready`` and by ``safety up`` before it prints its banner.
+Used by ``GET /ready`` (``api/services/health.py``) and by ``safety up`` before it prints its banner.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from core.settings import TASK_QUEUES
+from workflows.contract import MODERATION_QUEUE, SCREENING_QUEUE, TASK_QUEUES
 
 __all__ = ["POLLER_FRESH_S", "model_check", "queue_pollers", "wait_until_served"]
 
 # A poller that has not polled for this long is gone (a long poll lasts at most ~70 s; Temporal keeps a
 # departed poller in the list for minutes).
 POLLER_FRESH_S = 90.0
-WORKFLOW_QUEUES = frozenset({"moderation"})
+WORKFLOW_QUEUES = frozenset({MODERATION_QUEUE})  # workflow tasks; every other queue serves activities
 
 
 def _task_type(queue: str) -> TaskQueueType.ValueType:
@@ -64,7 +64,7 @@ def model_check(loaded_here: bool, queues: dict[str, str]) -> str:
     (they poll only once it is loaded and warmed up)."""
     if loaded_here:
         return "ok (loaded in the API: prescreen mode)"
-    screening = [q for q in ("moderation", "screening") if q in queues]
+    screening = [q for q in (MODERATION_QUEUE, SCREENING_QUEUE) if q in queues]
     if screening and all(queues[q].startswith("ok") for q in screening):
         return "ok (loaded by the moderation and screening workers)"
     return "not loaded yet: the moderation and screening workers load it before they poll"

@@ -1,17 +1,15 @@
-"""Liveness and readiness."""
+"""Liveness and readiness (the checks themselves: ``api/services/health.py``)."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
 from api.schemas import ReadyOut
-from core.readiness import model_check, queue_pollers
+from api.services import health as svc
 
 router = APIRouter(tags=["health"])
 
@@ -28,33 +26,6 @@ async def health() -> dict[str, str]:
                         "handled at once. `scope=api`: this API process's own dependencies only (the load "
                         "balancer's probe: without workers, events still queue durably).")
 async def ready(services: ServicesDep,
-                scope: Annotated[Literal["system", "api"], Query(description="system or api")] = "system",
-                ) -> JSONResponse:
-    async def temporal() -> None:
-        await services.temporal.service_client.check_health(timeout=timedelta(seconds=2))
-
-    async def postgres() -> None:
-        await services.pool.fetchval("SELECT 1", timeout=2)
-
-    async def redis() -> None:
-        await services.redis.ping()
-
-    checks: dict[str, str] = {}
-    for name, probe in (("temporal", temporal), ("postgres", postgres), ("redis", redis)):
-        try:
-            await asyncio.wait_for(probe(), 3)
-            checks[name] = "ok"
-        except Exception as err:  # noqa: BLE001 - any failure means not ready; say which
-            checks[name] = f"unreachable: {type(err).__name__}"
-    if scope == "system":
-        if checks["temporal"] == "ok":
-            try:
-                queues = await queue_pollers(services.temporal)
-            except Exception as err:  # noqa: BLE001 - not ready; say why
-                queues = {"workers": f"cannot list task queue pollers: {type(err).__name__}"}
-        else:
-            queues = {"workers": "unknown: Temporal is unreachable"}
-        checks.update({f"queue:{q}": v for q, v in queues.items()})
-        checks["model"] = model_check(services.model is not None, queues)
-    ok = all(v.startswith("ok") for v in checks.values())
-    return JSONResponse(ReadyOut(ready=ok, checks=checks).model_dump(), status_code=200 if ok else 503)
+                scope: Annotated[svc.ReadyScope, Query(description="system or api")] = "system") -> JSONResponse:
+    out = await svc.readiness(services, scope=scope)
+    return JSONResponse(out.model_dump(), status_code=200 if out.ready else 503)

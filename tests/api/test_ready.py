@@ -17,8 +17,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from core.readiness import queue_pollers, wait_until_served
-from core.settings import TASK_QUEUES, Settings
+from core.settings import Settings
 from workers.registry import running_worker
+from workflows.contract import TASK_QUEUES
 
 
 @activity.defn(name="ready_probe_noop")

@@ -28,8 +28,9 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from core.codec import AESGCMCodec, KeyRing  # noqa: E402
-from core.services import TemporalDevServer, free_port  # noqa: E402
+from ops.embedded import TemporalDevServer, free_port  # noqa: E402
 from tests.bench.temporal_clean_path import Finished, clean_input, record_nothing, screen_clean  # noqa: E402
+from workflows.contract import MODERATE_EVENT_WORKFLOW  # noqa: E402
 from workflows.moderate import ModerateEventWorkflow, search_attributes_for_start  # noqa: E402
 
 QUEUES = {"off": "bench-codec-off", "on": "bench-codec-on"}
@@ -39,7 +40,7 @@ async def start_one(client: Client, queue: str) -> None:
     inp = clean_input()
     ev = inp.event
     await client.start_workflow(
-        "ModerateEventWorkflow", inp, id=f"case-{ev.event_id}", task_queue=queue,
+        MODERATE_EVENT_WORKFLOW, inp, id=f"case-{ev.event_id}", task_queue=queue,
         search_attributes=search_attributes_for_start(inp),
         static_summary=f"{ev.platform} #{ev.channel_id}: {ev.author_id} -> {ev.target_id}",
         static_details=f"case {ev.event_id}, {ev.event_type}, message {ev.message_id}",
