@@ -135,6 +135,18 @@ class ErrorOut(BaseModel):
     errors: list[dict[str, object]] | None = None
 
 
+class PayloadJSON(BaseModel):
+    """A ``temporal.api.common.v1.Payload`` in protobuf JSON (Temporal's remote codec protocol): metadata
+    values and data are base64."""
+
+    metadata: dict[str, str] = Field(default_factory=dict)
+    data: str = ""
+
+
+class PayloadsJSON(BaseModel):
+    payloads: list[PayloadJSON] = Field(default_factory=list, max_length=1000)
+
+
 class ReadyOut(BaseModel):
     ready: bool
     checks: dict[str, str]

@@ -11,8 +11,10 @@ stores ciphertext. Search attributes are not payloads the codec sees: they stay 
   encrypted with them are retained. In development with no keys set, one key is generated into
   ``<data_dir>/payload-keys`` (mode 0600) on first use; outside development a missing key is refused.
 * **Reading.** ``temporal workflow show`` without the codec shows ``binary/encrypted`` payloads; with
-  ``--codec-endpoint http://<api>/codec --codec-auth "Bearer <admin key>"`` it shows them decrypted. The
-  Web UI uses the same endpoint (``safety up`` starts the dev server's UI with it).
+  ``--codec-endpoint http://<api>/codec --codec-auth "Bearer <moderator or admin key>"`` it shows them
+  decrypted. The Web UI calls ``http://<api>/console/codec`` with the console's session cookie of a signed-in
+  moderator or admin (``safety up`` starts the dev server's UI with that endpoint; README: "Reading
+  encrypted payloads").
 * Payloads without the encrypted encoding (histories written before the codec was on) are passed
   through unchanged on decode, so old workflows keep replaying.
 """
@@ -26,6 +28,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -36,6 +39,7 @@ from temporalio.converter import DataConverter, PayloadCodec
 from core.settings import Settings
 
 __all__ = ["ENCODING", "KEY_ID", "AESGCMCodec", "CodecError", "KeyRing", "allowed_origins", "codec_endpoint",
+           "ui_codec_endpoint", "ui_console_url",
            "data_converter", "key_ring", "key_spec", "parse_keys"]
 
 ENCODING = b"binary/encrypted"
@@ -176,6 +180,20 @@ class AESGCMCodec(PayloadCodec):
 def codec_endpoint(settings: Settings) -> str:
     """The API's remote codec URL (what ``--ui-codec-endpoint`` and ``temporal --codec-endpoint`` take)."""
     return f"http://{settings.api.host}:{settings.api.port}/codec"
+
+
+def ui_codec_endpoint(settings: Settings) -> str:
+    """The codec URL the Web UI's browser calls (``--ui-codec-endpoint`` of ``safety up``): ``/console/codec``
+    under the Web UI's own host name. The console's session cookie is set for the host the operator signs in
+    at, with Path=/console and SameSite=Strict; ``localhost:8233`` and ``localhost:8001`` are the same site,
+    so a credentialed fetch from the UI carries it (``127.0.0.1`` and ``localhost`` are not the same site)."""
+    return f"{ui_console_url(settings)}/codec"
+
+
+def ui_console_url(settings: Settings) -> str:
+    """The console under the Web UI's host name: where to sign in so the Web UI can decrypt."""
+    host = urlsplit(settings.temporal.ui_public_url).hostname or "localhost"
+    return f"http://{host}:{settings.api.port}/console"
 
 
 def allowed_origins(settings: Settings) -> set[str]:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from core.codec import codec_endpoint, key_ring
+from core.codec import codec_endpoint, key_ring, ui_codec_endpoint, ui_console_url
 from core.settings import Settings
 from ops.embedded import (
     EmbeddedPostgres,
@@ -73,7 +73,7 @@ class Stack:
                                           metrics_port=s.temporal.metrics_port, namespace=s.temporal.namespace,
                                           sqlite_pragmas=s.temporal.sqlite_pragmas,
                                           dynamic_config=s.temporal.dynamic_config,
-                                          ui_codec_endpoint=codec_endpoint(s) if ring else ""))
+                                          ui_codec_endpoint=ui_codec_endpoint(s) if ring else ""))
         env["SAFETY_TEMPORAL__ADDRESS"] = s.temporal_address
         if not s.database.url:
             self._start(EmbeddedPostgres(self.data_dir, port=s.database.port))
@@ -177,9 +177,11 @@ def banner(settings: Settings, key: str | None, served: dict[str, str] | None = 
         else f"  Temporal        {settings.temporal.address}",
         f"  Metrics         {api}/metrics (workers: :{settings.worker.metrics_base_port}-"
         f":{settings.worker.metrics_base_port + len(TASK_QUEUES) - 1})",
-        f"  Payloads        encrypted (AES-GCM); codec {codec_endpoint(settings)} (Web UI, temporal "
-        "--codec-endpoint; admin key)"
-        if settings.codec.enabled else "  Payloads        NOT encrypted (SAFETY_CODEC__ENABLED=false)",
+        *([f"  Payloads        encrypted (AES-GCM); CLI: temporal ... --codec-endpoint {codec_endpoint(settings)} "
+           "--codec-auth 'Bearer <moderator or admin key>'",
+           f"  Web UI codec    sign in at {ui_console_url(settings)} first, then tick 'Include cross-origin "
+           "credentials' in the UI's Codec Server settings (README: Reading encrypted payloads)"]
+          if settings.codec.enabled else ["  Payloads        NOT encrypted (SAFETY_CODEC__ENABLED=false)"]),
         f"  Workers         {len(served)} task queues polled; screening model loaded" if served and not waiting
         else "  Workers         readiness not checked" if not served else "  Workers         see GET /ready",
         f"  Data            {settings.data_dir.resolve()}",

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -28,6 +29,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from api.app import create_app
+from api.deps import CONSOLE_COOKIE
 from core.codec import ENCODING, KEY_ID, AESGCMCodec, CodecError, KeyRing, key_ring, parse_keys
 from core.settings import CodecSettings, LLMSettings, Settings
 from core.storage.keys import Role
@@ -190,9 +192,8 @@ async def test_codec_endpoint_refuses_without_an_operators_credentials(
     assert r.status_code == 401 and "operators only" in r.json()["detail"]
     assert r.headers["access-control-allow-origin"] == UI_ORIGIN  # the UI can show why
     assert finished_case[0] not in r.text
-    for role in (Role.INGEST, Role.MODERATOR):
-        r = await jwt_api.post("/codec/decode", json=body, headers={"X-API-Key": keys[role]})
-        assert r.status_code == 403 and finished_case[0] not in r.text
+    r = await jwt_api.post("/codec/decode", json=body, headers={"X-API-Key": keys[Role.INGEST]})
+    assert r.status_code == 403 and finished_case[0] not in r.text
     r = await jwt_api.post("/codec/decode", json=body, headers={"Authorization": "Bearer not-a-token"})
     assert r.status_code == 401
     r = await jwt_api.post("/codec/encode", json=body)
@@ -205,7 +206,7 @@ async def test_codec_endpoint_decodes_for_admins_and_moderator_tokens(
     token = jwt.encode({"sub": "ops-1", "role": "moderator", "exp": int(time.time() + 300)}, JWT_SECRET,
                        algorithm="HS256")
     for headers in ({"X-API-Key": keys[Role.ADMIN]}, {"Authorization": f"Bearer {keys[Role.ADMIN]}"},
-                    {"Authorization": f"Bearer {token}"}):
+                    {"X-API-Key": keys[Role.MODERATOR]}, {"Authorization": f"Bearer {token}"}):
         r = await jwt_api.post("/codec/decode", json=_payloads_json(history),
                                headers={**headers, "X-Namespace": "default"})
         assert r.status_code == 200, r.text
@@ -241,6 +242,79 @@ async def test_codec_endpoint_cors_and_bad_input(jwt_api: httpx.AsyncClient, key
                             "data": base64.b64encode(os.urandom(40)).decode()}]}
     r = await jwt_api.post("/codec/decode", json=forged, headers=h)
     assert r.status_code == 422 and "'nope'" in r.json()["detail"]
+
+
+# ------------------------------------------------------------------------- the Web UI: the console's session
+def _csrf(html: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert m, "no CSRF token in the page"
+    return m.group(1)
+
+
+async def _console_browser(api: httpx.AsyncClient, key: str) -> tuple[httpx.AsyncClient, str]:
+    """A browser's cookie jar signed in to the console with ``key``; returns it and the session's CSRF token."""
+    browser = httpx.AsyncClient(transport=api._transport, base_url="http://test")  # noqa: SLF001
+    login = await browser.get("/console/login")
+    r = await browser.post("/console/login", data={"csrf_token": _csrf(login.text), "api_key": key,
+                                                    "next": "/console/queue"})
+    assert r.status_code == 303, r.text
+    queue = await browser.get("/console/queue")
+    assert queue.status_code == 200
+    return browser, _csrf(queue.text)
+
+
+async def test_web_ui_decodes_with_a_signed_in_console_session_and_only_then(
+        jwt_api: httpx.AsyncClient, keys: dict[str, str], finished_case: tuple[str, str, WorkflowHistory]) -> None:
+    """What the Web UI's credentialed fetch does: POST /console/codec/decode from the UI's origin, with the
+    console's cookie (Path=/console) and no other credentials."""
+    marker, _, history = finished_case
+    body = _payloads_json(history)
+    ui = {"Origin": UI_ORIGIN, "X-Namespace": "default"}
+    anonymous = httpx.AsyncClient(transport=jwt_api._transport, base_url="http://test")  # noqa: SLF001
+    async with anonymous:
+        r = await anonymous.post("/console/codec/decode", json=body, headers=ui)
+        assert r.status_code == 401 and "sign in to /console" in r.json()["detail"] and marker not in r.text
+        assert r.headers["access-control-allow-origin"] == UI_ORIGIN  # the UI can show why
+    for role in (Role.MODERATOR, Role.ADMIN):
+        browser, csrf = await _console_browser(jwt_api, keys[role])
+        async with browser:
+            # the preflight (no cookie) and the answer both allow credentials, for the UI's origin
+            pre = await browser.options("/console/codec/decode", headers={
+                "Origin": UI_ORIGIN, "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,x-namespace"})
+            assert pre.status_code == 204 and pre.headers["access-control-allow-credentials"] == "true"
+            r = await browser.post("/console/codec/decode", json=body, headers=ui)
+            assert r.status_code == 200, r.text
+            assert r.headers["access-control-allow-origin"] == UI_ORIGIN
+            assert r.headers["access-control-allow-credentials"] == "true"
+            [p] = r.json()["payloads"]
+            assert marker in json.loads(base64.b64decode(p["data"]))["event"]["content"]
+            # the cookie is scoped to /console: the CLI's /codec never sees it
+            assert (await browser.post("/codec/decode", json=body, headers=ui)).status_code == 401
+            # another origin (another app on localhost is same-site, so its fetch would carry the cookie):
+            # no CORS answer, so its page cannot read anything, and the cookie is refused outright
+            evil = {"Origin": "http://localhost:9999"}
+            r = await browser.post("/console/codec/decode", json=body, headers=evil)
+            assert r.status_code == 403 and marker not in r.text
+            assert "access-control-allow-origin" not in r.headers
+            assert "access-control-allow-credentials" not in r.headers
+            pre = await browser.options("/console/codec/decode", headers={
+                **evil, "Access-Control-Request-Method": "POST"})
+            assert "access-control-allow-origin" not in pre.headers
+            assert "access-control-allow-credentials" not in pre.headers
+            # signed out: the same cookie no longer decrypts
+            assert (await browser.post("/console/logout", data={"csrf_token": csrf})).status_code == 303
+            r = await browser.post("/console/codec/decode", json=body, headers=ui)
+            assert r.status_code == 401 and marker not in r.text
+
+
+async def test_a_forged_or_stale_console_cookie_decodes_nothing(
+        jwt_api: httpx.AsyncClient, finished_case: tuple[str, str, WorkflowHistory]) -> None:
+    body = _payloads_json(finished_case[2])
+    for cookie in ("forged", "x" * 500):
+        r = await jwt_api.post("/console/codec/decode", json=body,
+                               headers={"Origin": UI_ORIGIN, "Cookie": f"{CONSOLE_COOKIE}={cookie}"})
+        assert r.status_code == 401 and finished_case[0] not in r.text
 
 
 # ----------------------------------------------------------------------------------------- the temporal CLI
