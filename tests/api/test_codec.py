@@ -251,16 +251,15 @@ def _csrf(html: str) -> str:
     return m.group(1)
 
 
-async def _console_browser(api: httpx.AsyncClient, key: str) -> tuple[httpx.AsyncClient, str]:
-    """A browser's cookie jar signed in to the console with ``key``; returns it and the session's CSRF token."""
-    browser = httpx.AsyncClient(transport=api._transport, base_url="http://test")  # noqa: SLF001
+async def _sign_in(browser: httpx.AsyncClient, key: str) -> str:
+    """Sign the browser's cookie jar in to the console with ``key``; returns the session's CSRF token."""
     login = await browser.get("/console/login")
     r = await browser.post("/console/login", data={"csrf_token": _csrf(login.text), "api_key": key,
                                                     "next": "/console/queue"})
     assert r.status_code == 303, r.text
     queue = await browser.get("/console/queue")
     assert queue.status_code == 200
-    return browser, _csrf(queue.text)
+    return _csrf(queue.text)
 
 
 async def test_web_ui_decodes_with_a_signed_in_console_session_and_only_then(
@@ -276,8 +275,8 @@ async def test_web_ui_decodes_with_a_signed_in_console_session_and_only_then(
         assert r.status_code == 401 and "sign in to /console" in r.json()["detail"] and marker not in r.text
         assert r.headers["access-control-allow-origin"] == UI_ORIGIN  # the UI can show why
     for role in (Role.MODERATOR, Role.ADMIN):
-        browser, csrf = await _console_browser(jwt_api, keys[role])
-        async with browser:
+        async with httpx.AsyncClient(transport=jwt_api._transport, base_url="http://test") as browser:  # noqa: SLF001
+            csrf = await _sign_in(browser, keys[role])
             # the preflight (no cookie) and the answer both allow credentials, for the UI's origin
             pre = await browser.options("/console/codec/decode", headers={
                 "Origin": UI_ORIGIN, "Access-Control-Request-Method": "POST",
