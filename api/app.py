@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import Services
-from api.routes import appeals, audit, cases, console, events, exports, health, reviews, stats, users
+from api.routes import appeals, audit, cases, codec, console, events, exports, health, reviews, stats, users
 from api.routes.events import BATCH_INGEST_PATH
 from core.db import create_pool
 from core.settings import Settings, get_settings
@@ -177,11 +177,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stats.router)
     app.include_router(audit.router)
     app.include_router(exports.router)
+    app.include_router(codec.router)
     # The moderator console (static files first: the console's catch-all page answers unknown paths).
     app.mount("/console/static", StaticFiles(directory=console.STATIC_DIR), name="console-static")
     app.include_router(console.router)
     app.mount("/metrics", make_asgi_app())
     app.add_middleware(RequestGuard, limit=settings.api.max_body_bytes,
-                       path_limits={BATCH_INGEST_PATH: settings.api.max_batch_body_bytes})
+                       path_limits={BATCH_INGEST_PATH: settings.api.max_batch_body_bytes,
+                                    **dict.fromkeys(codec.CODEC_PATHS, settings.api.max_batch_body_bytes)})
     instrument_fastapi(app)
     return app

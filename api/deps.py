@@ -14,8 +14,10 @@ from fastapi import Depends, HTTPException, Query, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
+from core.codec import allowed_origins
 from core.metrics import DEPENDENCY_DEGRADED_TOTAL
 from core.settings import Settings
+from core.storage import console as console_store
 from core.storage import keys
 from core.storage.keys import KeyInfo, Role
 from domain.models import PolicyConfig
@@ -214,3 +216,81 @@ Admin = Annotated[KeyInfo, Depends(require(Role.ADMIN))]
 Ingester = Annotated[KeyInfo, Depends(require(Role.INGEST))]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200.")]
 Cursor = Annotated[str | None, Query(max_length=512, description="The next_cursor of the previous page.")]
+
+
+# --- Who may read decrypted workflow payloads (the remote codec: api/routes/codec.py) ---------------------
+# The console's session cookie (set by api/routes/console.py: HttpOnly, SameSite=Strict, Path=/console).
+CONSOLE_COOKIE = "safety_console"
+_CODEC_ALLOWED_HEADERS = "Authorization, Content-Type, X-Namespace, X-API-Key"
+
+
+def codec_cors_headers(request: Request, settings: Settings) -> dict[str, str]:
+    """CORS for the codec endpoints: only the Web UI's configured origins get an answer, with credentials
+    (the console cookie rides along on a credentialed fetch). Any other origin gets no CORS headers, so a
+    browser there cannot read a decrypted payload."""
+    origin = request.headers.get("origin")
+    if not origin or origin not in allowed_origins(settings):
+        return {}
+    return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Allow-Methods": "POST, OPTIONS", "Access-Control-Allow-Headers": _CODEC_ALLOWED_HEADERS,
+            "Access-Control-Max-Age": "600", "Vary": "Origin"}
+
+
+async def _console_session_key(services: Services, request: Request) -> KeyInfo | None:
+    """The moderator or admin signed in to the console with this request's cookie, or None."""
+    token = request.cookies.get(CONSOLE_COOKIE)
+    if not token or len(token) > 128:
+        return None
+    try:
+        row = await console_store.live_session(services.pool, token_hash=console_store.session_token_hash(token))
+    except (OSError, asyncpg.PostgresError) as err:
+        log.error("console session lookup failed: %s", err)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "cannot verify the console session right now "
+                            "(database unreachable); retry shortly", headers={"Retry-After": "5"}) from err
+    if row is None:
+        return None
+    key = KeyInfo(row["key_id"], row["moderator"], Role(row["role"]), row["prefix"])
+    return key if key.role in (Role.MODERATOR, Role.ADMIN) else None
+
+
+async def payload_reader(request: Request, services: ServicesDep,
+                         api_key: Annotated[str | None, Security(_api_key_header)],
+                         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> KeyInfo:
+    """An operator who may see decrypted workflow payloads (moderators and admins; the same people who read
+    message content in the console): their key (``X-API-Key``, or ``Authorization: Bearer sk_...`` as
+    ``temporal --codec-auth`` sends it), a moderator token, or their console session cookie (which the
+    browser sends only to ``/console/...``: the Web UI's codec endpoint is ``/console/codec``). A cookie
+    request from an origin other than the Web UI's is refused. Refusals carry the CORS headers, so the Web
+    UI can show why."""
+    cors = codec_cors_headers(request, services.settings)
+    try:
+        if not api_key and bearer is not None and bearer.credentials.startswith("sk_"):
+            api_key, bearer = bearer.credentials, None  # `temporal --codec-auth "Bearer sk_..."`
+        if not api_key and bearer is None:
+            key = await _console_session_key(services, request)
+            if key is None:
+                raise HTTPException(
+                    status.HTTP_401_UNAUTHORIZED,
+                    "the codec endpoint decrypts workflow payloads for operators only: sign in to /console as a "
+                    "moderator or admin in this browser (the Web UI then sends the session cookie to "
+                    "/console/codec when 'Include cross-origin credentials' is on), or send a moderator or admin "
+                    "key (X-API-Key, or `--codec-auth 'Bearer <key>'` on the temporal CLI) or a moderator token "
+                    "(Authorization: Bearer <jwt>)", headers={"WWW-Authenticate": "APIKey, Bearer"})
+            if request.headers.get("origin") and not cors:
+                raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                    f"origin {request.headers['origin'][:100]!r} may not read payloads with the "
+                                    "console session; only the Temporal Web UI's origin "
+                                    "(SAFETY_TEMPORAL__UI_PUBLIC_URL, SAFETY_CODEC__CORS_ORIGINS) may")
+        else:
+            key = await authenticate(services, api_key, bearer)
+            if key.role not in (Role.MODERATOR, Role.ADMIN):
+                raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                    f"role '{key.role}' may not read workflow payloads; use a moderator or admin "
+                                    "key or token, or sign in to the console")
+        await _rate_limit(services, key)
+    except HTTPException as err:
+        raise HTTPException(err.status_code, err.detail, headers={**(err.headers or {}), **cors}) from err
+    return key
+
+
+PayloadReader = Annotated[KeyInfo, Depends(payload_reader)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _ID = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@#\-]+$")
 
@@ -20,17 +20,29 @@ class EventMetadata(BaseModel):
     channel_history_count: int | None = Field(None, ge=0, le=10**9, description="Messages seen in the channel.")
 
 
+# The event types the seed's integration guide sends, mapped onto the internal ones (which stay accepted
+# as they are). A deletion has no content left to moderate: it is refused with a message saying so.
+SEED_EVENT_TYPES: dict[str, str] = {
+    "message_created": "message",
+    "message_edited": "message_edit",
+    "message_updated": "message_edit",
+}
+EventType = Literal["message", "message_edit", "reply", "direct_message", "username", "profile"]
+
+
 class EventIn(BaseModel):
     """A chat event from a platform. ``user_id`` is the user the message is aimed at (the target)."""
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{
-        "event_type": "message", "platform": "discord", "channel_id": "general", "user_id": "user_456",
+        "event_type": "message_created", "platform": "discord", "channel_id": "general", "user_id": "user_456",
         "author_id": "user_123", "content": "you are worthless, nobody wants you here",
         "message_id": "1180000000000000001",
         "metadata": {"timestamp": "2026-11-29T12:00:00Z", "user_reputation": 0.8, "author_reputation": 0.3,
                      "channel_history_count": 150}}]})
 
-    event_type: Literal["message", "message_edit", "reply", "direct_message", "username", "profile"] = "message"
+    event_type: EventType = Field("message", description=(
+        "message, message_edit, reply, direct_message, username or profile; the seed's names are accepted too: "
+        "message_created (= message), message_edited and message_updated (= message_edit)."))
     platform: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$",
                           description="Platform name, lower case (discord, twitch, webhook, ...).")
     channel_id: str = _ID
@@ -41,6 +53,14 @@ class EventIn(BaseModel):
     message_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@#\-]+$",
                                    description="Platform message id; the same id ingested twice gives one case.")
     metadata: EventMetadata = Field(default_factory=EventMetadata)
+
+    @field_validator("event_type", mode="before")
+    @classmethod
+    def _seed_event_type(cls, value: object) -> object:
+        if value == "message_deleted":
+            raise ValueError("message_deleted is not moderated: a deleted message has no content to screen. "
+                             "Send message_created (or message) for new messages and message_edited for edits")
+        return SEED_EVENT_TYPES.get(value, value) if isinstance(value, str) else value
 
 
 class IngestAccepted(BaseModel):
@@ -113,6 +133,18 @@ class EventStatus(BaseModel):
 class ErrorOut(BaseModel):
     detail: str
     errors: list[dict[str, object]] | None = None
+
+
+class PayloadJSON(BaseModel):
+    """A ``temporal.api.common.v1.Payload`` in protobuf JSON (Temporal's remote codec protocol): metadata
+    values and data are base64."""
+
+    metadata: dict[str, str] = Field(default_factory=dict)
+    data: str = ""
+
+
+class PayloadsJSON(BaseModel):
+    payloads: list[PayloadJSON] = Field(default_factory=list, max_length=1000)
 
 
 class ReadyOut(BaseModel):

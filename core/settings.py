@@ -168,6 +168,19 @@ class ConnectorSettings(BaseModel):
     twitch_moderator_id: str = ""
 
 
+class CodecSettings(BaseModel):
+    """AES-256-GCM encryption of every workflow/activity payload in Temporal (core/codec.py)."""
+
+    enabled: bool = True
+    # "id:base64key[,id:base64key...]" (32-byte keys): the first encrypts, all decrypt (rotation: new key
+    # first, old ones kept while their histories are retained). Unset in development: a key is generated
+    # into <data_dir>/payload-keys. Required outside development while enabled.
+    keys: SecretStr | None = None
+    # Extra browser origins allowed to call /codec/encode and /codec/decode; the Web UI's own
+    # (SAFETY_TEMPORAL__UI_PUBLIC_URL, and localhost on SAFETY_TEMPORAL__UI_PORT) always are.
+    cors_origins: list[str] = Field(default_factory=list)
+
+
 class WorkerSettings(BaseModel):
     # Address the worker metrics (ours and the SDK's) listen on: loopback by default; a deployment whose
     # Prometheus scrapes the pod sets 0.0.0.0 (the k8s, Helm and compose manifests do).
@@ -201,6 +214,7 @@ class Settings(BaseSettings):
     api: APISettings = Field(default_factory=APISettings)
     connector: ConnectorSettings = Field(default_factory=ConnectorSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    codec: CodecSettings = Field(default_factory=CodecSettings)
     # Decision policy; each workflow gets a copy in its input (so it is recorded in history).
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     screening_model_dir: Path | None = None
@@ -293,6 +307,16 @@ class Settings(BaseSettings):
                                       ("SAFETY_REDIS__URL", self.redis.url)) if not v]
             if missing:
                 raise ValueError(f"outside development these must point at real servers: {', '.join(missing)}")
+            if self.connector.kind == "webhook" and (
+                    self.connector.webhook_secret is None or not self.connector.webhook_secret.get_secret_value()):
+                raise ValueError("SAFETY_CONNECTOR__WEBHOOK_SECRET is not set: outside development the webhook "
+                                 "connector signs every request, so receivers can refuse forged ones; set a random "
+                                 "secret shared with the receiver")
+            if self.codec.enabled and (self.codec.keys is None or not self.codec.keys.get_secret_value().strip()):
+                raise ValueError(
+                    "SAFETY_CODEC__KEYS is not set: outside development workflow payloads are encrypted with a key "
+                    "from the secret store ('id:base64key', a 32-byte key; generate one with `python -c 'import "
+                    "base64,os; print(\"k1:\" + base64.b64encode(os.urandom(32)).decode())'`)")
         return self
 
     # Resolved addresses (embedded defaults when no external server is configured).

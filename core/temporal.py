@@ -7,7 +7,6 @@ import asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -23,12 +22,16 @@ def metrics_runtime(port: int, *, host: str = "127.0.0.1") -> Runtime:
 
 
 async def connect(settings: Settings, *, attempts: int = 30, runtime: Runtime | None = None) -> Client:
-    """Connect with the pydantic converter, retrying while the server starts (up to ``attempts`` s)."""
+    """Connect with the system's data converter (pydantic JSON, payloads encrypted: core/codec.py), retrying
+    while the server starts (up to ``attempts`` s)."""
+    from core.codec import data_converter
+
+    converter = data_converter(settings)
     last: Exception | None = None
     for _ in range(attempts):
         try:
             return await Client.connect(settings.temporal_address, namespace=settings.temporal.namespace,
-                                        data_converter=pydantic_data_converter,
+                                        data_converter=converter,
                                         interceptors=temporal_interceptors(), runtime=runtime)
         except RuntimeError as err:  # the bridge raises RuntimeError while the server is not up
             last = err

@@ -158,9 +158,12 @@ class TemporalDevServer(ManagedProcess):
     def __init__(self, data_dir: Path, *, port: int = 7233, ui_port: int = 8233, metrics_port: int = 8234,
                  namespace: str = "default", extra_namespaces: tuple[str, ...] = (), headless: bool = False,
                  sqlite_pragmas: Sequence[str] = DEFAULT_SQLITE_PRAGMAS,
-                 dynamic_config: Mapping[str, int | float | bool | str] | None = None) -> None:
+                 dynamic_config: Mapping[str, int | float | bool | str] | None = None,
+                 ui_codec_endpoint: str = "") -> None:
         super().__init__(data_dir)
         self.port, self.ui_port, self.metrics_port = port, ui_port, metrics_port
+        # The Web UI decrypts payloads through this remote codec (the API's /codec), when set.
+        self.ui_codec_endpoint = ui_codec_endpoint
         self.namespaces = (namespace, *extra_namespaces)
         self.headless = headless
         self.sqlite_pragmas = tuple(sqlite_pragmas)
@@ -174,6 +177,8 @@ class TemporalDevServer(ManagedProcess):
         for ns in self.namespaces:
             cmd += ["--namespace", ns]
         cmd += ["--headless"] if self.headless else ["--ui-port", str(self.ui_port)]
+        if self.ui_codec_endpoint and not self.headless:
+            cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         for pragma in self.sqlite_pragmas:
             cmd += ["--sqlite-pragma", pragma]
         for key, value in self.dynamic_config.items():

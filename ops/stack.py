@@ -14,10 +14,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import SecretStr
 
+from core.codec import codec_endpoint, key_ring, ui_codec_endpoint, ui_console_url
 from core.settings import Settings
 from ops.embedded import (
     EmbeddedPostgres,
@@ -69,11 +71,15 @@ class Stack:
         s = self.settings
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env: dict[str, str] = {"SAFETY_DATA_DIR": str(self.data_dir)}
+        # Payload encryption key: generated into the data dir on the first development start (every
+        # child reads the same file); outside development settings already refused a missing one.
+        ring = key_ring(s)
         if not s.temporal.address:
             self._start(TemporalDevServer(self.data_dir, port=s.temporal.port, ui_port=s.temporal.ui_port,
                                           metrics_port=s.temporal.metrics_port, namespace=s.temporal.namespace,
                                           sqlite_pragmas=s.temporal.sqlite_pragmas,
-                                          dynamic_config=s.temporal.dynamic_config))
+                                          dynamic_config=s.temporal.dynamic_config,
+                                          ui_codec_endpoint=ui_codec_endpoint(s) if ring else ""))
         env["SAFETY_TEMPORAL__ADDRESS"] = s.temporal_address
         if not s.database.url:
             self._start(EmbeddedPostgres(self.data_dir, port=s.database.port))
@@ -176,15 +182,37 @@ class Stack:
         log.info("stopped")
 
 
-def banner(settings: Settings, key: str | None) -> str:
+async def _wait_until_served(settings: Settings, stop: Callable[[], bool], timeout_s: float = 120.0) -> dict[str, str]:
+    """Wait until every task queue has a polling worker (so the model is loaded): "up" means ready."""
+    from core.readiness import wait_until_served
+    from core.temporal import connect
+
+    started = time.monotonic()
+    client = await connect(settings)
+    checks = await wait_until_served(client, timeout_s=timeout_s, stop=stop)
+    log.info("workers polling every queue in %.1fs" if all(v.startswith("ok") for v in checks.values())
+             else "not every queue is polled after %.0fs", time.monotonic() - started)
+    return checks
+
+
+def banner(settings: Settings, key: str | None, served: dict[str, str] | None = None) -> str:
     api = f"http://{settings.api.host}:{settings.api.port}"
+    waiting = {q: v for q, v in (served or {}).items() if not v.startswith("ok")}
     lines = [
-        "", "Safety system is up.",
+        "", "Safety system is up." if not waiting else
+        "Safety system started, but NOT ready: " + "; ".join(waiting.values()),
         f"  API + docs      {api}/docs",
         f"  Temporal UI     {settings.temporal.ui_public_url}" if not settings.temporal.address
         else f"  Temporal        {settings.temporal.address}",
         f"  Metrics         {api}/metrics (workers: :{settings.worker.metrics_base_port}-"
         f":{settings.worker.metrics_base_port + len(TASK_QUEUES) - 1})",
+        *([f"  Payloads        encrypted (AES-GCM); CLI: temporal ... --codec-endpoint {codec_endpoint(settings)} "
+           "--codec-auth 'Bearer <moderator or admin key>'",
+           f"  Web UI codec    sign in at {ui_console_url(settings)} first, then tick 'Include cross-origin "
+           "credentials' in the UI's Codec Server settings (README: Reading encrypted payloads)"]
+          if settings.codec.enabled else ["  Payloads        NOT encrypted (SAFETY_CODEC__ENABLED=false)"]),
+        f"  Workers         {len(served)} task queues polled; screening model loaded" if served and not waiting
+        else "  Workers         readiness not checked" if not served else "  Workers         see GET /ready",
         f"  Data            {settings.data_dir.resolve()}",
         f"  Logs            {settings.data_dir.resolve() / 'logs'}",
     ]
@@ -197,7 +225,7 @@ def banner(settings: Settings, key: str | None) -> str:
                   f"  curl -s -X POST {api}/v1/events/ingest "
                   f"-H \"X-API-Key: $(cat {settings.data_dir}/dev-api-key)\" \\",
                   "    -H 'Content-Type: application/json' \\",
-                  "    -d '{\"event_type\":\"message\",\"platform\":\"discord\",\"channel_id\":\"general\","
+                  "    -d '{\"event_type\":\"message_created\",\"platform\":\"discord\",\"channel_id\":\"general\","
                   "\"user_id\":\"user_456\",\"author_id\":\"user_123\",\"content\":\"hello there\"}'"]
     lines += ["", "Ctrl-C stops everything; data is kept for the next start.", ""]
     return "\n".join(lines)
@@ -216,7 +244,9 @@ def run_up(settings: Settings) -> None:
         env = stack.start_services()
         key = asyncio.run(stack.prepare_database())
         stack.start_children(env)
-        print(banner(settings, key), flush=True)
+        served = asyncio.run(_wait_until_served(settings, lambda: stop["flag"]))
+        if not stop["flag"]:
+            print(banner(settings, key, served), flush=True)
         while not stop["flag"]:
             stack.supervise_once()
             time.sleep(0.5)

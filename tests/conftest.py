@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from core.codec import data_converter
 from core.db import create_pool, ensure_database, migrate
 from core.settings import DatabaseSettings, QdrantSettings, RedisSettings, Settings, TemporalSettings
 from core.storage.audit import configure_audit_key
@@ -77,10 +77,12 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest_asyncio.fixture(scope="session")
 async def client(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, data_converter=pydantic_data_converter)
+    # The system's converter (payloads encrypted with the data dir's development key), as the API and
+    # workers use it.
+    return await Client.connect(settings.temporal_address, data_converter=data_converter(settings))
 
 
 @pytest_asyncio.fixture(scope="session")
 async def wf_client(settings: Settings) -> Client:
     return await Client.connect(settings.temporal_address, namespace=WORKFLOW_TEST_NAMESPACE,
-                                data_converter=pydantic_data_converter)
+                                data_converter=data_converter(settings))

@@ -37,7 +37,9 @@ class WorkerSpec:
 def _load_model(settings: Settings) -> Any:
     from core.screening import ScreeningModel
 
-    return ScreeningModel.load(settings.screening_model_dir)
+    model = ScreeningModel.load(settings.screening_model_dir)
+    model.screen("warm up")  # the first inference allocates onnxruntime's buffers: pay it before polling
+    return model
 
 
 async def _pool(settings: Settings, stack: contextlib.AsyncExitStack) -> asyncpg.Pool:
@@ -124,7 +126,7 @@ async def build_spec(queue: str, settings: Settings, stack: contextlib.AsyncExit
         from activities.actions import ActionActivities
         from activities.connectors import build_router
 
-        router = build_router(settings.connector)
+        router = build_router(settings.connector, development=settings.environment == "development")
         stack.push_async_callback(router.aclose)
         from domain.models import ActionType
 

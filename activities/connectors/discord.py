@@ -26,6 +26,11 @@ log names the case, and Discord stores it as the ban's ``reason``: a ban that do
 was someone else's (``already_banned``). The warning DM is also sent with a ``nonce`` derived from the
 idempotency key and ``enforce_nonce`` (Discord drops a repeat within minutes), a second line of defence.
 
+Ids are checked before any call: every id that goes into a path (guild, channel, message, user, DM
+channel) must be a snowflake (17-20 digits, below 2**64), and each path segment is percent-encoded, so
+an id such as ``..`` can never turn "delete this message" into a request on the channel itself. An id
+that is not a snowflake is a ``ConnectorConfigError`` (no retry can fix it; the case goes to a person).
+
 Answers: 429 -> ``ConnectorError`` with ``retry_after`` (JSON, else the ``Retry-After`` header);
 5xx and network -> ``ConnectorError``; other 4xx -> ``ConnectorConfigError`` with Discord's message.
 Reading needs the permissions the actions imply plus Read Message History (for the message and DM reads).
@@ -34,6 +39,7 @@ Reading needs the permissions the actions imply plus Read Message History (for t
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,6 +68,21 @@ _WARNING = ("A moderator action was taken on your message in this server ({reaso
             "Reference: case {case_id}.")
 _DM_LIMIT = 2000  # characters in one Discord message
 _DM_LOOKBACK = 50  # recent DM messages a retry searches for the warning (the case id)
+_SNOWFLAKE = re.compile(r"[0-9]{17,20}")
+
+
+def snowflake(value: object, what: str) -> str:
+    """``value`` as a Discord snowflake path segment, or ``ConnectorConfigError`` saying which id is bad."""
+    text = "" if value is None else str(value)
+    if not _SNOWFLAKE.fullmatch(text) or int(text) >= 2**64:
+        raise ConnectorConfigError(f"Discord {what} {text[:40]!r} is not a snowflake (17-20 digits); no request "
+                                   "was sent. Send Discord's numeric ids in the event.")
+    return url_quote(text)
+
+
+def _path(*segments: str) -> str:
+    """A path from literal segments and already-validated ids, each percent-encoded (dots included)."""
+    return "".join("/" + url_quote(seg).replace(".", "%2E") for seg in segments)
 
 
 class DiscordConnector(HttpConnector):
@@ -76,6 +97,7 @@ class DiscordConnector(HttpConnector):
         if not guild_id:
             raise ConnectorConfigError("Discord connector needs SAFETY_CONNECTOR__DISCORD_GUILD_ID "
                                        "(the server the bot moderates)")
+        snowflake(guild_id, "guild id (SAFETY_CONNECTOR__DISCORD_GUILD_ID)")
         try:
             warning_template.format(reason="", case_id="")
         except (KeyError, IndexError, ValueError) as err:
@@ -133,7 +155,15 @@ class DiscordConnector(HttpConnector):
         return None  # not reversible: the revert makes no call
 
     def _ban_path(self, req: ActionRequest) -> str:
-        return f"/guilds/{self.guild_id}/bans/{req.event.author_id}"
+        return _path("guilds", self.guild_id, "bans", snowflake(req.event.author_id, "user id (author_id)"))
+
+    def _member_path(self, req: ActionRequest) -> str:
+        return _path("guilds", self.guild_id, "members", snowflake(req.event.author_id, "user id (author_id)"))
+
+    @staticmethod
+    def _message_path(req: ActionRequest) -> str:
+        return _path("channels", snowflake(req.event.channel_id, "channel id"), "messages",
+                     snowflake(req.event.message_id, "message id"))
 
     async def _ban_evidence(self, req: ActionRequest) -> JSONDict | None:
         """The ban object, if any. Discord keeps the audit-log reason as the ban's reason, so a ban that
@@ -148,7 +178,7 @@ class DiscordConnector(HttpConnector):
     async def _timeout_evidence(self, req: ActionRequest, *, lifted: bool) -> JSONDict | None:
         """A timeout is in place while ``communication_disabled_until`` is in the future; a lift is in
         place when it is not (or when the member left: nothing is left to lift)."""
-        path = f"/guilds/{self.guild_id}/members/{req.event.author_id}"
+        path = self._member_path(req)
         member = await self._read(path, missing=(_UNKNOWN_MEMBER,))
         if not isinstance(member, dict):
             return _evidence(path, 404, already=True, code=_UNKNOWN_MEMBER) if lifted else None
@@ -161,14 +191,14 @@ class DiscordConnector(HttpConnector):
     async def _deleted_evidence(self, req: ActionRequest) -> JSONDict | None:
         if not req.event.message_id:
             return None  # apply skips it without a call
-        path = f"/channels/{req.event.channel_id}/messages/{req.event.message_id}"
+        path = self._message_path(req)
         message = await self._read(path, missing=(_UNKNOWN_MESSAGE, _UNKNOWN_CHANNEL))
         return None if message is not None else _evidence(path, 404, already=True)
 
     async def _warning_evidence(self, req: ActionRequest) -> JSONDict | None:
         """The warning DM among the DM channel's recent messages (found by the case id it names)."""
         dm_id = await self._open_dm(req)
-        path = f"/channels/{dm_id}/messages"
+        path = _path("channels", dm_id, "messages")
         recent = await self._read(path, params={"limit": str(_DM_LOOKBACK)})
         for message in recent if isinstance(recent, list) else []:
             if isinstance(message, dict) and req.case_id in str(message.get("content", "")):
@@ -189,11 +219,11 @@ class DiscordConnector(HttpConnector):
     async def _delete_message(self, req: ActionRequest) -> JSONDict:
         if not req.event.message_id:
             return {"skipped": "the event has no message_id; nothing to delete"}
-        path = f"/channels/{req.event.channel_id}/messages/{req.event.message_id}"
+        path = self._message_path(req)
         return await self._call(req, "DELETE", path, done_codes=(_UNKNOWN_MESSAGE, _UNKNOWN_CHANNEL))
 
     async def _set_timeout(self, req: ActionRequest, until: str | None) -> JSONDict:
-        path = f"/guilds/{self.guild_id}/members/{req.event.author_id}"
+        path = self._member_path(req)
         # Lifting the timeout of someone who left the guild: nothing is left to lift.
         done = (_UNKNOWN_MEMBER,) if until is None else ()
         result = await self._call(req, "PATCH", path, json={"communication_disabled_until": until}, done_codes=done)
@@ -203,7 +233,7 @@ class DiscordConnector(HttpConnector):
         """Open (or reuse) the DM channel, then post the warning once (nonce + enforce_nonce)."""
         dm_id = await self._open_dm(req)
         nonce = hashlib.sha256(req.idempotency_key.encode()).hexdigest()[:25]
-        sent = await self._call(req, "POST", f"/channels/{dm_id}/messages",
+        sent = await self._call(req, "POST", _path("channels", dm_id, "messages"),
                                 json={"content": self.warning_text(req), "nonce": nonce, "enforce_nonce": True},
                                 keep_body=True)
         return {"status": sent["status"], "call": sent["call"], "dm_channel_id": dm_id,
@@ -220,12 +250,12 @@ class DiscordConnector(HttpConnector):
 
     async def _open_dm(self, req: ActionRequest) -> str:
         """The DM channel with the author (get-or-create at Discord, so opening it twice is harmless)."""
-        dm = await self._call(req, "POST", "/users/@me/channels", json={"recipient_id": req.event.author_id},
-                              keep_body=True)
+        recipient = snowflake(req.event.author_id, "user id (author_id)")
+        dm = await self._call(req, "POST", "/users/@me/channels", json={"recipient_id": recipient}, keep_body=True)
         dm_id = str(dm.get("body", {}).get("id", ""))
         if not dm_id:
             raise ConnectorError("Discord opened a DM channel without an id")
-        return dm_id
+        return snowflake(dm_id, "DM channel id (from Discord)")
 
     async def _call(self, req: ActionRequest, method: str, path: str, *, json: JSONDict | None = None,
                     done_codes: tuple[int, ...] = (), keep_body: bool = False) -> JSONDict:

@@ -50,12 +50,13 @@ class ConnectorRouter:
                 await close()
 
 
-def build_default(settings: ConnectorSettings) -> Connector:
+def build_default(settings: ConnectorSettings, *, development: bool = False) -> Connector:
     if settings.kind == "log":
         return LogConnector()
     if settings.kind == "webhook":
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
-        return WebhookConnector(settings.webhook_url, secret, timeout_s=settings.timeout_s)
+        return WebhookConnector(settings.webhook_url, secret, timeout_s=settings.timeout_s,
+                                require_secret=not development)
     raise ConnectorConfigError(f"unknown connector '{settings.kind}': set SAFETY_CONNECTOR__KIND to 'log' or 'webhook'")
 
 
@@ -75,18 +76,18 @@ def build_twitch(settings: ConnectorSettings) -> TwitchConnector | None:
                            timeout_s=settings.timeout_s)
 
 
-def build_connector(settings: ConnectorSettings, platform: str) -> Connector:
+def build_connector(settings: ConnectorSettings, platform: str, *, development: bool = False) -> Connector:
     """The connector one platform's events use (the default kind when that platform is not configured)."""
     builder = {"discord": build_discord, "twitch": build_twitch}.get(platform.lower())
     specific = builder(settings) if builder else None
-    return specific if specific is not None else build_default(settings)
+    return specific if specific is not None else build_default(settings, development=development)
 
 
-def build_router(settings: ConnectorSettings) -> ConnectorRouter:
+def build_router(settings: ConnectorSettings, *, development: bool = False) -> ConnectorRouter:
     """All connectors the actions worker needs, each built once (one HTTP client per platform)."""
     platforms: dict[str, Connector] = {}
     if (discord := build_discord(settings)) is not None:
         platforms["discord"] = discord
     if (twitch := build_twitch(settings)) is not None:
         platforms["twitch"] = twitch
-    return ConnectorRouter(build_default(settings), platforms)
+    return ConnectorRouter(build_default(settings, development=development), platforms)

@@ -11,7 +11,6 @@ name.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
@@ -25,7 +24,7 @@ from pydantic import ValidationError
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import Services, charge
+from api.deps import CONSOLE_COOKIE, Services, charge
 from api.schemas_reporting import AppealDecisionIn, ReviewDecisionIn
 from api.services import appeals as appeal_service
 from api.services import reviews as review_service
@@ -51,7 +50,7 @@ from workflows.contract import STATE_QUERY, event_workflow_id, user_session_id
 log = logging.getLogger(__name__)
 
 SESSION_TTL = timedelta(hours=8)
-COOKIE_NAME = "safety_console"
+COOKIE_NAME = CONSOLE_COOKIE
 # Categories whose message text is blurred until the moderator reveals it (unless they turned blurring off).
 SENSITIVE_CATEGORIES = frozenset({HarmCategory.THREAT.value, HarmCategory.IDENTITY_HATE.value})
 # The actions a moderator may choose, in the order of the 1-9 keys.
@@ -74,7 +73,7 @@ def _from_http(err: HTTPException) -> ConsoleError:
 
 
 def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return store.session_token_hash(token)
 
 
 # -- sessions --------------------------------------------------------------------------------------------

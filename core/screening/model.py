@@ -26,7 +26,7 @@ from tokenizers import Tokenizer
 
 from core.screening.lexicon import LEXICON_FEATURES, Lexicon
 from domain.models import HarmCategory, ScreeningThresholds
-from domain.normalize import normalize
+from domain.normalize import has_bidi_override, normalize, readings
 
 __all__ = [
     "CATEGORIES",
@@ -61,7 +61,17 @@ def prepare_text(text: str) -> str:
     Training uses the same function, so train and serve agree. Mentions become ``@USER`` and links
     ``URL`` (as in OLID), so handles and links carry no signal of their own.
     """
-    t = html.unescape(text[:MAX_CHARS])
+    return _prepare(html.unescape(text[:MAX_CHARS]))
+
+
+def prepare_readings(text: str) -> list[str]:
+    """The texts the model scores for one message: ``prepare_text``'s, and when the message uses a bidi
+    override also the reading a person sees on screen (``domain.normalize.readings``). The message's
+    score is the highest of them, so reversing text inside an override hides nothing."""
+    return list(dict.fromkeys(_prepare(r) for r in readings(html.unescape(text[:MAX_CHARS]))))
+
+
+def _prepare(t: str) -> str:
     t = _URL.sub("URL", t)
     t = _MENTION.sub("@USER", t)
     t = _RT.sub("", t)
@@ -250,9 +260,16 @@ class ScreeningModel:
         )
 
     def screen(self, text: str) -> ScreenScores:
-        """Score one message (batch 1; normalisation and tokenisation included)."""
-        emb, scores = self._run([self._features(prepare_text(text))])
-        return self._to_scores(emb[0], scores[0])
+        """Score one message (batch 1; normalisation and tokenisation included). A message with a bidi
+        override is scored as typed and as displayed, each at batch 1; the higher score is its score."""
+        best: ScreenScores | None = None
+        for reading in prepare_readings(text):
+            emb, scores = self._run([self._features(reading)])
+            scored = self._to_scores(emb[0], scores[0])
+            if best is None or scored.overall > best.overall:
+                best = scored
+        assert best is not None
+        return best
 
     def screen_batch(self, texts: list[str], *, max_batch: int = 16) -> list[ScreenScores]:
         """Score many messages: sorted by token length and run in micro-batches of similar length.
@@ -261,6 +278,8 @@ class ScreeningModel:
         """
         if not texts:
             return []
+        if any(has_bidi_override(html.unescape(t[:MAX_CHARS])) for t in texts):  # rare; scored one by one
+            return [self.screen(t) for t in texts]
         feats = [self._features(prepare_text(t)) for t in texts]
         ids = [f.ids for f in feats]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))

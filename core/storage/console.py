@@ -7,6 +7,7 @@ Tables from migration ``0004_console.sql``; cases, reviews, appeals and audit ar
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,11 @@ async def create_session(pool: asyncpg.Pool, *, token_hash: str, key_id: int, mo
         await conn.execute(
             "INSERT INTO console_sessions (token_hash, key_id, moderator, role, csrf_token, expires_at) "
             "VALUES ($1, $2, $3, $4, $5, $6)", token_hash, key_id, moderator, role, csrf_token, expires_at)
+
+
+def session_token_hash(token: str) -> str:
+    """How a session's cookie token is stored: only its SHA-256, so a database read gives no usable cookie."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def live_session(pool: asyncpg.Pool, *, token_hash: str) -> dict[str, Any] | None:

@@ -113,8 +113,11 @@ async def test_unknown_event_status_is_404_and_bad_id_is_422(api: httpx.AsyncCli
 
 async def test_health_and_ready(api: httpx.AsyncClient) -> None:
     assert (await api.get("/health")).json() == {"status": "ok"}
-    r = await api.get("/ready")
+    r = await api.get("/ready", params={"scope": "api"})
     assert r.status_code == 200 and r.json()["checks"] == {"temporal": "ok", "postgres": "ok", "redis": "ok"}
+    # the whole system's readiness also names every task queue and the model
+    checks = (await api.get("/ready")).json()["checks"]
+    assert {"queue:moderation", "queue:actions", "model"} <= set(checks)
 
 
 async def test_openapi_documents_the_ingest_route(api: httpx.AsyncClient) -> None:
@@ -158,3 +161,42 @@ async def test_dates_the_database_cannot_hold_are_422(api: httpx.AsyncClient, ke
                       params={"from": "0001-01-01T02:33:22+11:11", "to": "0001-01-01T01:00:01Z"},
                       headers={"X-API-Key": keys["admin"]})
     assert r.status_code == 422 and "from" in r.json()["detail"]
+
+
+# The seed's integration guide sends these names; each maps onto an internal event type.
+SEED_EXAMPLE = {"event_type": "message_created", "platform": "discord", "channel_id": "general",
+                "user_id": "user_456", "author_id": "user_123",
+                "content": "you are worthless, nobody wants you here",
+                "metadata": {"timestamp": "2026-11-29T12:00:00Z", "user_reputation": 0.8,
+                             "author_reputation": 0.3, "channel_history_count": 150}}
+
+
+async def _started_event_type(client: Client, event_id: str) -> str:
+    from domain.models import ModerateEventInput
+    history = await client.get_workflow_handle(f"event-{event_id}").fetch_history()
+    attrs = history.events[0].workflow_execution_started_event_attributes
+    [inp] = await client.data_converter.decode(attrs.input.payloads, [ModerateEventInput])
+    assert isinstance(inp, ModerateEventInput)
+    return inp.event.event_type
+
+
+@pytest.mark.parametrize(("seed_type", "internal"), [("message_created", "message"),
+                                                     ("message_edited", "message_edit"),
+                                                     ("message_updated", "message_edit")])
+async def test_the_seeds_event_types_are_accepted_and_mapped(api: httpx.AsyncClient, keys: dict[str, str],
+                                                             client: Client, seed_type: str,
+                                                             internal: str) -> None:
+    r = await api.post("/v1/events/ingest", json={**SEED_EXAMPLE, "event_type": seed_type},
+                       headers={"X-API-Key": keys["ingest"]})
+    assert r.status_code == 202, r.text
+    assert await _started_event_type(client, r.json()["event_id"]) == internal
+
+
+async def test_a_deletion_is_refused_saying_what_to_send(api: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    r = await api.post("/v1/events/ingest", json={**SEED_EXAMPLE, "event_type": "message_deleted"},
+                       headers={"X-API-Key": keys["ingest"]})
+    assert r.status_code == 422
+    assert "event_type" in r.json()["detail"] and "message_created" in r.json()["detail"]
+    r = await api.post("/v1/events/ingest", json={**SEED_EXAMPLE, "event_type": "created"},
+                       headers={"X-API-Key": keys["ingest"]})
+    assert r.status_code == 422 and "event_type" in r.json()["detail"]

@@ -48,6 +48,10 @@ ENV_EXAMPLE = REPO / ".env.example"
 K8S_VERSION = "1.30.0"  # oldest Kubernetes minor the manifests promise to work on
 OVERLAYS = ("dev", "prod")
 EXPECTED_ALERTS = {
+    # the seed's four (its guide's names; LLMProviderDown is shared with the originals)
+    "HighScreeningLatency": "10m",
+    "QueueBacklog": "5m",
+    "HighFalsePositiveRate": "2h",
     "ScreeningLatencyHigh": "5m",
     "TaskQueueBacklogHigh": "10m",
     "LLMProviderDown": "5m",
@@ -285,7 +289,8 @@ def _check_workloads(docs: list[dict[str, Any]]) -> None:
     assert len(api) == 1, "expected one Deployment running `safety api`"
     api_c = next(c for c in api[0]["spec"]["template"]["spec"]["containers"] if _argv(c) == ["safety", "api"])
     assert api_c["livenessProbe"]["httpGet"]["path"] == "/health"
-    assert api_c["readinessProbe"]["httpGet"]["path"] == "/ready"
+    # the API's own dependencies: a missing worker must not take ingest away (events queue durably)
+    assert api_c["readinessProbe"]["httpGet"]["path"] == "/ready?scope=api"
     services = [
         s
         for s in _of_kind(docs, "Service")
@@ -532,8 +537,12 @@ def test_alerts_fire_on_bad_data_and_stay_quiet_on_good_data(tmp_path: Path) -> 
         {"series": 'safety_llm_requests_total{status="ok"}', "values": "0+10x120"},
         {"series": 'safety_llm_requests_total{status="timeout"}', "values": "0+30x120"},
         {"series": "safety_llm_timeout_total", "values": "0x120"},
-        {"series": "safety_false_positive_rate", "values": "0.2x120"},
+        {"series": "safety_false_positive_rate", "values": "0.2x200"},
         {"series": 'safety_action_failed_total{connector="webhook",action="ban"}', "values": "0+6x120"},
+        # every moderation workflow task waits 10-20 s for a worker: p95 = 19.5 s
+        *({"series": f'task_schedule_to_start_latency_bucket{{namespace="default",taskqueue="moderation",'
+                     f'task_type="Workflow",le="{le}"}}', "values": v}
+          for le, v in {"5": "0x120", "10": "0x120", "20": "0+30x120", "+Inf": "0+30x120"}.items()),
     ]
     good = [
         *histogram("safety_screening_duration_ms", {"5": "0+60x120", "10": "0+60x120", "+Inf": "0+60x120"}),
@@ -544,8 +553,11 @@ def test_alerts_fire_on_bad_data_and_stay_quiet_on_good_data(tmp_path: Path) -> 
         {"series": 'safety_llm_requests_total{status="ok"}', "values": "0+30x120"},
         {"series": 'safety_llm_requests_total{status="timeout"}', "values": "0+1x120"},
         {"series": "safety_llm_timeout_total", "values": "0+1x120"},
-        {"series": "safety_false_positive_rate", "values": "0.03x120"},
+        {"series": "safety_false_positive_rate", "values": "0.03x200"},
         {"series": 'safety_action_failed_total{connector="webhook",action="ban"}', "values": "0x120"},
+        *({"series": f'task_schedule_to_start_latency_bucket{{namespace="default",taskqueue="moderation",'
+                     f'task_type="Workflow",le="{le}"}}', "values": v}
+          for le, v in {"0.01": "0+30x120", "0.1": "0+30x120", "+Inf": "0+30x120"}.items()),
     ]
     summaries = {
         "ScreeningLatencyHigh": expect("ScreeningLatencyHigh", "Screening p99 is 199 ms (budget 100 ms) for 5 minutes"),
@@ -562,7 +574,17 @@ def test_alerts_fire_on_bad_data_and_stay_quiet_on_good_data(tmp_path: Path) -> 
         "ActionFailures": expect(
             "ActionFailures", "Platform action ban via webhook is failing", connector="webhook", action="ban"
         ),
+        "HighScreeningLatency": expect(
+            "HighScreeningLatency", "Screening p99 is 199 ms (seed threshold 50 ms) for 10 minutes"
+        ),
+        "QueueBacklog": expect(
+            "QueueBacklog", "Tasks on moderation wait 19.5 s for a worker (p95, limit 5 s)",
+            namespace="default", taskqueue="moderation",
+        ),
     }
+    # evaluated later: its `for:` is 2 h
+    late = {"HighFalsePositiveRate": expect(
+        "HighFalsePositiveRate", "False-positive rate is 20% (seed threshold 5%) over the last 7 days")}
     spec = {
         "rule_files": [str(ALERTS)],
         "evaluation_interval": "1m",
@@ -573,13 +595,16 @@ def test_alerts_fire_on_bad_data_and_stay_quiet_on_good_data(tmp_path: Path) -> 
                 "alert_rule_test": [
                     {"eval_time": "90m", "alertname": name, "exp_alerts": [exp]} for name, exp in summaries.items()
                 ]
+                + [{"eval_time": "150m", "alertname": name, "exp_alerts": [exp]} for name, exp in late.items()]
                 # and not before their `for:` has passed
-                + [{"eval_time": "3m", "alertname": name, "exp_alerts": []} for name in summaries],
+                + [{"eval_time": "3m", "alertname": name, "exp_alerts": []} for name in {**summaries, **late}]
+                + [{"eval_time": "90m", "alertname": name, "exp_alerts": []} for name in late],
             },
             {
                 "interval": "1m",
                 "input_series": good,
-                "alert_rule_test": [{"eval_time": "90m", "alertname": name, "exp_alerts": []} for name in summaries],
+                "alert_rule_test": [{"eval_time": "90m", "alertname": name, "exp_alerts": []} for name in summaries]
+                + [{"eval_time": "150m", "alertname": name, "exp_alerts": []} for name in late],
             },
         ],
     }
@@ -622,6 +647,23 @@ def test_every_alerted_metric_has_a_dashboard_panel() -> None:
             assert base in shown, f"alert {rule['alert']} uses {metric}, which no dashboard panel shows"
 
 
+def test_every_alerted_temporal_metric_has_a_dashboard_panel() -> None:
+    """The Temporal server metrics alerts use (backlog, schedule-to-start) are on the dashboard too."""
+    shown = "\n".join(_dashboard_exprs())
+    for rule in _alert_rules():
+        for metric in set(re.findall(r"\b(approximate_backlog_count|task_schedule_to_start_latency)", rule["expr"])):
+            assert metric in shown, f"alert {rule['alert']} uses {metric}, which no dashboard panel shows"
+
+
+def test_the_seeds_alerts_exist_with_their_names() -> None:
+    """An operator following the seed's guide finds its four alert names, each with a runbook section."""
+    rules = {r["alert"]: r for r in _alert_rules()}
+    text = RUNBOOK.read_text()
+    for name in ("HighScreeningLatency", "QueueBacklog", "LLMProviderDown", "HighFalsePositiveRate"):
+        assert name in rules, f"the seed's alert {name} is missing from infra/prometheus/alerts.yml"
+        assert re.search(rf"^## {name}\s*$", text, flags=re.M), f"docs/runbook.md has no '## {name}' section"
+
+
 def test_promql_parses() -> None:
     promql = pytest.importorskip("promql_parser", reason="promql-parser is not installed (pip install promql-parser)")
     for rule in _alert_rules():
@@ -641,6 +683,7 @@ def test_dashboard_covers_the_pipeline() -> None:
         "safety_stage_duration_ms",
         "safety_events_processed_total",
         "approximate_backlog_count",
+        "task_schedule_to_start_latency",
         "safety_false_positive_rate",
         "safety_llm_requests_total",
         "safety_ingest_requests_total",

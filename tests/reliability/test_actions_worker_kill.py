@@ -36,6 +36,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from core.codec import key_spec
 from core.settings import Settings
 from domain.models import (
     ActionType,
@@ -81,6 +82,8 @@ class ActionsWorkerProcess:
             "SAFETY_CONNECTOR__DISCORD_API_BASE": discord.base_url,
             "SAFETY_CONNECTOR__DISCORD_BOT_TOKEN": discord.token,
             "SAFETY_CONNECTOR__DISCORD_GUILD_ID": discord.guild_id,
+            # the payload key of the test's own client (its data dir differs from this worker's)
+            "SAFETY_CODEC__KEYS": key_spec(settings),
         }
         self.started: list[subprocess.Popen[bytes]] = []
 

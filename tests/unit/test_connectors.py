@@ -4,6 +4,7 @@ the read-backs a retry uses (``check`` / ``check_revert``) after an attempt that
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -27,7 +28,8 @@ from activities.connectors import (
     build_connector,
     build_router,
 )
-from core.settings import ConnectorSettings
+from activities.connectors.webhook import REPLAY_WINDOW_S, SignatureError, verify_signature
+from core.settings import ConnectorSettings, Settings
 from domain.models import ActionType, ChatEvent, PlannedAction
 from ops.embedded import free_port
 from tests.doubles.fake_platforms import FakeDiscord, FakeTwitch
@@ -184,7 +186,8 @@ async def test_discord_bad_token_is_a_config_error_naming_the_setting(discord_se
 
 async def test_discord_unknown_guild_is_a_config_error(discord_server: FakeDiscord) -> None:
     discord_server.reset()
-    wrong = DiscordConnector(token=discord_server.token, guild_id="123", base_url=discord_server.base_url)
+    wrong = DiscordConnector(token=discord_server.token, guild_id="123456789012345678",
+                             base_url=discord_server.base_url)
     with pytest.raises(ConnectorConfigError, match="Unknown Guild"):
         await wrong.apply(request(ActionType.BAN))
 
@@ -229,7 +232,7 @@ async def test_only_answers_that_prove_nothing_happened_are_not_maybe_applied(
         await discord.apply(request(ActionType.BAN))
     with pytest.raises(ConnectorError) as failed:
         await discord.apply(request(ActionType.BAN))
-    closed = DiscordConnector(token="t", guild_id="1", base_url=f"http://127.0.0.1:{free_port()}/api/v10")
+    closed = DiscordConnector(token="t", guild_id="100000000000000001", base_url=f"http://127.0.0.1:{free_port()}/api/v10")
     with pytest.raises(ConnectorError) as refused:
         await closed.apply(request(ActionType.BAN))
     assert (limited.value.maybe_applied, failed.value.maybe_applied, refused.value.maybe_applied) == (
@@ -286,14 +289,14 @@ async def test_discord_an_expired_timeout_is_not_in_place(discord_server: FakeDi
 
 def test_discord_warning_names_the_case_whatever_the_template() -> None:
     req = request(ActionType.WARN)
-    default = DiscordConnector(token="t", guild_id="1")
-    custom = DiscordConnector(token="t", guild_id="1", warning_template="Be nice ({reason}).")
-    long = DiscordConnector(token="t", guild_id="1", warning_template="x" * 3000 + " {case_id}")
+    default = DiscordConnector(token="t", guild_id="100000000000000001")
+    custom = DiscordConnector(token="t", guild_id="100000000000000001", warning_template="Be nice ({reason}).")
+    long = DiscordConnector(token="t", guild_id="100000000000000001", warning_template="x" * 3000 + " {case_id}")
     assert default.warning_text(req).endswith(f"Reference: case {req.case_id}.")
     assert custom.warning_text(req) == f"Be nice ({CLAUSE}). (case {req.case_id})"
     assert len(long.warning_text(req)) == 2000 and long.warning_text(req).endswith(f"(case {req.case_id})")
     with pytest.raises(ConnectorConfigError, match="case_id"):
-        DiscordConnector(token="t", guild_id="1", warning_template="{user}")
+        DiscordConnector(token="t", guild_id="100000000000000001", warning_template="{user}")
 
 
 async def test_discord_audit_reason_is_url_encoded(discord: DiscordConnector, discord_server: FakeDiscord) -> None:
@@ -445,9 +448,11 @@ async def test_webhook_revert_posts_a_signed_revert_action() -> None:
     assert (await hook.revert(request(ActionType.DELETE)))["reversible"] is False
 
     (sent,) = seen
-    expected = "sha256=" + hmac.new(b"s3cret", sent.headers["X-Safety-Timestamp"].encode() + b"." + sent.content,
-                                    hashlib.sha256).hexdigest()
+    # signed over timestamp, idempotency key and body
+    signed = (sent.headers["X-Safety-Timestamp"].encode() + b"." + req.idempotency_key.encode() + b"." + sent.content)
+    expected = "sha256=" + hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
     assert sent.headers["X-Safety-Signature"] == expected
+    assert verify_signature(b"s3cret", sent.headers, sent.content) == req.idempotency_key
     assert json.loads(sent.content)["action"] == "revert_ban"
     assert sent.headers["Idempotency-Key"] == req.idempotency_key
     # The receiver deduplicates by Idempotency-Key: nothing to read back, a retry simply posts again.
@@ -455,7 +460,7 @@ async def test_webhook_revert_posts_a_signed_revert_action() -> None:
 
 
 def test_router_picks_the_platform_connector_only_when_configured() -> None:
-    settings = ConnectorSettings(discord_bot_token=SecretStr("t"), discord_guild_id="1")
+    settings = ConnectorSettings(discord_bot_token=SecretStr("t"), discord_guild_id="900000000000000001")
     router = build_router(settings)
     assert router.for_platform("Discord").name == "discord"
     assert router.for_platform("twitch").name == "log"
@@ -469,3 +474,75 @@ def test_a_half_configured_platform_is_refused_at_start() -> None:
         build_router(ConnectorSettings(discord_bot_token=SecretStr("t")))
     with pytest.raises(ConnectorConfigError, match="TWITCH_CLIENT_ID.*TWITCH_MODERATOR_ID"):
         build_router(ConnectorSettings(twitch_token=SecretStr("t")))
+
+
+# --- ids and paths at the platform edge ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("message_id", ".."), ("message_id", "../.."), ("message_id", "%2e%2e"), ("message_id", "123/../456"),
+    ("message_id", "1234567890123456789012"), ("author_id", "user_123"), ("author_id", "../../channels/1"),
+    ("channel_id", "general"), ("author_id", "99999999999999999999"),  # 20 digits but over 2**64
+])
+async def test_discord_ids_must_be_snowflakes_and_no_request_is_sent_otherwise(
+        discord: DiscordConnector, discord_server: FakeDiscord, field: str, value: str) -> None:
+    base = request(ActionType.DELETE if field != "author_id" else ActionType.BAN)
+    req = dataclasses.replace(base, event=base.event.model_copy(update={field: value}))
+    with pytest.raises(ConnectorConfigError, match="not a snowflake"):
+        await discord.apply(req)
+    with pytest.raises(ConnectorConfigError, match="not a snowflake"):
+        await discord.check(req)
+    assert discord_server.calls == []  # the channel itself was never addressed
+
+
+async def test_discord_warn_refuses_a_bad_author_before_opening_a_dm(
+        discord: DiscordConnector, discord_server: FakeDiscord) -> None:
+    base = request(ActionType.WARN)
+    req = dataclasses.replace(base, event=base.event.model_copy(update={"author_id": "1/../../guilds"}))
+    with pytest.raises(ConnectorConfigError, match="user id"):
+        await discord.apply(req)
+    assert discord_server.calls == []
+
+
+def test_discord_guild_setting_must_be_a_snowflake() -> None:
+    with pytest.raises(ConnectorConfigError, match="DISCORD_GUILD_ID"):
+        DiscordConnector(token="t", guild_id="../1")
+
+
+def test_webhook_refuses_to_run_without_a_secret_outside_development() -> None:
+    hook = ConnectorSettings(kind="webhook", webhook_url="http://receiver.test/hook")
+    with pytest.raises(ConnectorConfigError, match="WEBHOOK_SECRET"):
+        build_router(hook)
+    assert build_router(hook, development=True).for_platform("any").name == "webhook"
+    with pytest.raises(ValueError, match="WEBHOOK_SECRET"):
+        Settings(environment="production", secret_key=SecretStr("p" * 40), temporal={"address": "t:7233"},
+                 database={"url": "postgresql://x/y"}, redis={"url": "redis://r"},
+                 codec={"keys": SecretStr("k1:" + "A" * 43 + "=")}, connector=hook)
+
+
+async def test_webhook_without_a_secret_in_development_is_unsigned_not_signed_with_an_empty_key() -> None:
+    seen: list[httpx.Request] = []
+    hook = WebhookConnector("http://receiver.test/hook", "", require_secret=False, client=httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200))))
+    await hook.apply(request(ActionType.BAN))
+    assert "X-Safety-Signature" not in seen[0].headers
+
+
+async def test_webhook_receivers_refuse_replays_outside_the_window_and_swapped_keys() -> None:
+    seen: list[httpx.Request] = []
+    hook = WebhookConnector("http://receiver.test/hook", "s3cret", client=httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200))))
+    req = request(ActionType.BAN)
+    await hook.apply(req)
+    (sent,) = seen
+    ts = int(sent.headers["X-Safety-Timestamp"])
+    assert verify_signature(b"s3cret", sent.headers, sent.content, now=ts + REPLAY_WINDOW_S) == req.idempotency_key
+    with pytest.raises(SignatureError, match="replay window"):  # the same signed request, replayed later
+        verify_signature(b"s3cret", sent.headers, sent.content, now=ts + REPLAY_WINDOW_S + 1)
+    swapped = {**sent.headers, "Idempotency-Key": f"{uuid.uuid4()}:ban"}  # made to look like a new action
+    with pytest.raises(SignatureError, match="bad signature"):
+        verify_signature(b"s3cret", swapped, sent.content)
+    with pytest.raises(SignatureError, match="bad signature"):
+        verify_signature(b"other", sent.headers, sent.content)
+    with pytest.raises(SignatureError, match="missing"):
+        verify_signature(b"s3cret", {}, sent.content)

@@ -112,3 +112,29 @@ def test_numpy_metrics_match_known_values() -> None:
     assert roc_auc([0, 1], [0.5, 0.5]) == pytest.approx(0.5)  # ties count half
     m = binary_metrics(y, s, 0.35)
     assert (m.precision, m.recall) == (pytest.approx(2 / 3), 1.0)
+
+
+# A right-to-left override displays the typed-backwards run forwards: the reader sees the plain text.
+RLO_PLAIN = "nobody wants you here, you pathetic loser"
+RLO_EVASIONS = [
+    "\u202e" + RLO_PLAIN[::-1] + "\u202c",  # RLO ... PDF around the whole message
+    "\u2067\u202e" + RLO_PLAIN[::-1] + "\u202c\u2069",  # inside an RTL isolate
+    "nobody wants you here, \u202e" + "you pathetic loser"[::-1] + "\u202c",  # only the insult overridden
+    "&#x202e;" + RLO_PLAIN[::-1],  # as an HTML entity, override left open
+]
+
+
+@pytest.mark.parametrize("evasion", RLO_EVASIONS)
+def test_a_right_to_left_override_scores_like_the_text_the_reader_sees(model: ScreeningModel,
+                                                                        evasion: str) -> None:
+    plain = model.screen(RLO_PLAIN)
+    assert plain.overall > 0.5
+    evaded = model.screen(evasion)
+    assert abs(evaded.overall - plain.overall) < 0.02, (evaded.overall, plain.overall)
+    [batched] = model.screen_batch([evasion])
+    assert batched.overall == pytest.approx(evaded.overall, abs=1e-6)
+
+
+def test_benign_text_with_an_override_stays_benign(model: ScreeningModel) -> None:
+    text = "\u202e" + "thanks for the stream, had a great time!"[::-1] + "\u202c"
+    assert model.screen(text).overall < 0.5

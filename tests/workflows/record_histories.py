@@ -8,6 +8,10 @@ replays every file against the current workflow code with ``Replayer``: a change
 running workflow (a reordered command, a new activity call without a version check, a field added
 without a default) fails CI there.
 
+It connects with the plain pydantic converter, payload codec off, on purpose: the files must replay on any
+machine, and ``test_histories.py`` replays them through the codec, as a worker with encryption on replays
+a workflow started before it was turned on.
+
 Re-record only when a workflow changed ON PURPOSE in a way running workflows can follow (or the change
 is guarded with ``workflow.patched``): keep the old files next to the new ones when old executions may
 still be running, so both versions stay replayable.
