@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from core.db import create_pool, ensure_database, migrate
 from core.settings import DatabaseSettings, RedisSettings, Settings, TemporalSettings, get_settings
 from core.storage.audit import GENESIS_HASH, _audit_hash, append_audit, check_audit_chain
+from tests.production import production_fields
 
 TRIGGERS = ("audit_log_no_change", "audit_log_no_truncate")
 
@@ -254,8 +255,8 @@ async def test_a_legacy_chain_is_verified_up_to_the_switch_over_and_keyed_after(
 
 def test_production_refuses_a_missing_or_weak_audit_or_backup_key() -> None:
     strong = SecretStr(secrets.token_hex(32))
-    base: dict[str, Any] = {"environment": "production", "secret_key": SecretStr(secrets.token_hex(32)),
-                            "temporal": TemporalSettings(address="t:7233"),
+    fields = {k: v for k, v in production_fields().items() if k not in ("audit_key", "backup_key")}
+    base: dict[str, Any] = {**fields, "temporal": TemporalSettings(address="t:7233"),
                             "database": DatabaseSettings(url="postgresql://o@db/safety",
                                                          app_password=SecretStr("app pass/word")),
                             "redis": RedisSettings(url="redis://r:6379/0")}

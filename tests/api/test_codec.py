@@ -36,6 +36,7 @@ from core.storage.keys import Role
 from domain.models import ModerateEventInput
 from ops.embedded import find_binary, free_port
 from tests.doubles.fake_llm import FakeLLMServer
+from tests.production import production_settings
 from workers.registry import running_worker
 from workflows.contract import TASK_QUEUES, event_workflow_id
 from workflows.moderate import ModerateEventWorkflow
@@ -88,8 +89,7 @@ def test_keys_from_settings_and_production_refuses_a_missing_key(tmp_path: Any) 
     assert first is not None and (tmp_path / "payload-keys").stat().st_mode & 0o777 == 0o600
     assert key_ring(dev) == first  # every process of the stack reads the same generated key
     with pytest.raises(ValueError, match="SAFETY_CODEC__KEYS is not set"):
-        Settings(environment="production", secret_key=SecretStr("p" * 40), temporal={"address": "t:7233"},
-                 database={"url": "postgresql://x/y"}, redis={"url": "redis://r"})
+        production_settings(codec={})
     off = Settings(data_dir=tmp_path, codec=CodecSettings(enabled=False))
     assert key_ring(off) is None
 
@@ -203,7 +203,9 @@ async def test_codec_endpoint_refuses_without_an_operators_credentials(
 async def test_codec_endpoint_decodes_for_admins_and_moderator_tokens(
         jwt_api: httpx.AsyncClient, keys: dict[str, str], finished_case: tuple[str, str, WorkflowHistory]) -> None:
     marker, _, history = finished_case
-    token = jwt.encode({"sub": "ops-1", "role": "moderator", "exp": int(time.time() + 300)}, JWT_SECRET,
+    now = int(time.time())
+    token = jwt.encode({"sub": "ops-1", "role": "moderator", "aud": "safety-api", "iat": now, "exp": now + 300},
+                       JWT_SECRET,
                        algorithm="HS256")
     for headers in ({"X-API-Key": keys[Role.ADMIN]}, {"Authorization": f"Bearer {keys[Role.ADMIN]}"},
                     {"X-API-Key": keys[Role.MODERATOR]}, {"Authorization": f"Bearer {token}"}):

@@ -29,10 +29,11 @@ from activities.connectors import (
     build_router,
 )
 from activities.connectors.webhook import REPLAY_WINDOW_S, SignatureError, verify_signature
-from core.settings import ConnectorSettings, Settings
+from core.settings import ConnectorSettings
 from domain.models import ActionType, ChatEvent, PlannedAction
 from ops.embedded import free_port
 from tests.doubles.fake_platforms import FakeDiscord, FakeTwitch
+from tests.production import production_settings
 
 CLAUSE = "H1: targeted_insult (medium)"
 
@@ -515,9 +516,7 @@ def test_webhook_refuses_to_run_without_a_secret_outside_development() -> None:
         build_router(hook)
     assert build_router(hook, development=True).for_platform("any").name == "webhook"
     with pytest.raises(ValueError, match="WEBHOOK_SECRET"):
-        Settings(environment="production", secret_key=SecretStr("p" * 40), temporal={"address": "t:7233"},
-                 database={"url": "postgresql://x/y"}, redis={"url": "redis://r"},
-                 codec={"keys": SecretStr("k1:" + "A" * 43 + "=")}, connector=hook)
+        production_settings(connector=hook)
 
 
 async def test_webhook_without_a_secret_in_development_is_unsigned_not_signed_with_an_empty_key() -> None:

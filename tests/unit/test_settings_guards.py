@@ -11,17 +11,13 @@ import yaml
 from pydantic import SecretStr, ValidationError
 
 from core.settings import Settings, weak_secret
+from tests.production import production_settings
 
 REPO = Path(__file__).resolve().parents[2]
-SERVERS = {"temporal": {"address": "t:7233"},
-           "database": {"url": "postgresql://db/safety", "app_password": secrets.token_urlsafe(24)},
-           "redis": {"url": "redis://r:6379/0"}}
-# The audit and backup keys production requires besides SAFETY_SECRET_KEY (tests/api/test_audit_chain.py).
-INTEGRITY_KEYS = {"audit_key": SecretStr(secrets.token_hex(32)), "backup_key": SecretStr(secrets.token_hex(32))}
 
 
 def _production(**kw: object) -> Settings:
-    return Settings(environment="production", **SERVERS, **{**INTEGRITY_KEYS, **kw})  # type: ignore[arg-type]
+    return production_settings(**kw)
 
 
 @pytest.mark.parametrize(("field", "env"), [("secret_key", "SAFETY_SECRET_KEY"), ("jwt_secret", "SAFETY_JWT_SECRET"),
