@@ -66,8 +66,9 @@ def main() -> None:
                 rest = [_one(http, f"thanks for the match {i}, that was fun") for i in range(args.n)]
         finally:
             stack.stop()
-    out = {"up_s": round(up_s, 1), "first_ms": round(first * 1000), "next_median_ms": round(statistics.median(rest) * 1000),
-           "next_max_ms": round(max(rest) * 1000), "n": args.n}
+    out = {"up_s": round(up_s, 1), "first_ms": round(first * 1000),
+           "next_median_ms": round(statistics.median(rest) * 1000), "next_max_ms": round(max(rest) * 1000),
+           "n": args.n}
     print(json.dumps(out) if args.json else
           f"up in {out['up_s']} s; first event {out['first_ms']} ms; next {args.n}: median {out['next_median_ms']} ms,"
           f" max {out['next_max_ms']} ms")
