@@ -17,11 +17,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the system with its embedded servers and test tools
 
-browser: ## Debian's chromium for the console's browser tests (apt-get, only when it is missing)
-	@if [ -x /usr/bin/chromium ] || [ -n "$$SAFETY_CHROMIUM" ]; then :; \
-	elif ! command -v apt-get >/dev/null 2>&1; then echo "no apt-get: install chromium yourself (or set SAFETY_CHROMIUM)"; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
+browser: ## Debian packages the tests use: chromium (console browser tests) and promtool (alert rule tests), via apt-get only when missing
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || [ -n "$$SAFETY_CHROMIUM" ] || missing="$$missing chromium"; \
+	command -v promtool >/dev/null 2>&1 || [ -n "$$PROMTOOL" ] || missing="$$missing prometheus"; \
+	if [ -z "$$missing" ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then echo "no apt-get: install$$missing yourself"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 run: install ## Install, then start the whole system (Temporal + UI, PostgreSQL, Redis, Qdrant, API, workers)
 	$(VENV)/bin/safety up

@@ -68,7 +68,6 @@ def test_a_model_whose_lexicon_features_differ_is_refused(tmp_path: Path) -> Non
 
 
 def test_heads_keep_the_lexicon_weights_apart() -> None:
-    pytest.importorskip("sklearn")
     from ops.training.screening_train import Corpus, Features, fit_heads
 
     rng = np.random.default_rng(0)
