@@ -110,6 +110,12 @@ def train_cmd(
         bool,
         typer.Option("--loo-only", help="Write only the leave-one-set-out table (loo.json in --out), no model."),
     ] = False,
+    thresholds_from: Annotated[
+        Path | None,
+        typer.Option("--thresholds-from", file_okay=False,
+                     help="With --loo-only: take the review threshold for the table's rates from this model folder's "
+                          "thresholds.json instead of recomputing it (saves three head fits)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     version: Annotated[str | None, typer.Option(help="Version string (default minilm-int8-chat-YYYY.MM.DD).")] = None,
     lexicon: Annotated[
@@ -146,7 +152,7 @@ def train_cmd(
     try:
         metrics = train(data, target, encoder=encoder, encoder_from=encoder_from, recipe=recipe, epochs=epochs,
                         seed=seed, cross_eval=cross_eval, loo_only=loo_only, version=version, lexicon=lexicon,
-                        work_dir=work_dir)
+                        work_dir=work_dir, thresholds_from=thresholds_from)
     except FileNotFoundError as exc:
         raise typer.BadParameter(str(exc), param_hint="--data") from exc
     loo = metrics.get("leave_one_set_out", {})
