@@ -111,7 +111,7 @@ def _measure_in_child(model_dir: Path, n: int, threads: int, batch: int) -> dict
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "core.cli.bench", "screening", "--json", "--n", str(n), "--threads", str(threads),
+    cmd = [sys.executable, "-m", "ops.cli.bench", "screening", "--json", "--n", str(n), "--threads", str(threads),
            "--batch", str(batch), "--model-dir", str(model_dir)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:

@@ -5,7 +5,7 @@ Pipeline (``train``, recipe "chat"):
 1. load the eight sets (``load_corpus``: the one label mapping to overall + four categories); every
    text goes through ``prepare_text`` (the runtime's own normalisation);
 2. add a chat-style rewrite of every row (``chat_copies``) and generated game chat (``generated_chat``,
-   plus a validation set with another seed), see ``core/screening/chat_corpus.py``;
+   plus a validation set with another seed), see ``ops/training/screening_chat_corpus.py``;
 3. take the encoder: by default the shipped model's own (``extract_encoder``: stored context embeddings
    stay valid), or fine-tune / export MiniLM (``--encoder finetune|frozen``);
 4. embed every text with the int8 encoder (cached in ``work_dir``), fit the MLP heads on [embedding,
@@ -58,7 +58,7 @@ DATASETS = ("davidson", "olid_train", "ethos", "toxic_spans", "implicit_hate", "
 DATASET_FILES = {d: f"{d}.csv" for d in DATASETS}
 # Share of the overall loss each dataset gets, whatever its size. Davidson is profanity-heavy (83%
 # "harmful", mostly offensive language), so it counts half; ETHOS is small but is kept at full weight.
-# "chat" is the generated game-chat corpus (core/screening/chat_corpus.py).
+# "chat" is the generated game-chat corpus (ops/training/screening_chat_corpus.py).
 DATASET_WEIGHTS = {"davidson": 0.5, "olid_train": 1.0, "ethos": 1.0, "toxic_spans": 1.0, "implicit_hate": 1.0,
                    "hatexplain": 1.0, "stormfront": 1.0, "gab_hate": 1.0, "chat": 2.0, "feedback": 1.0}
 # Optional: moderator decisions and appeal outcomes (`safety model export-feedback`), columns
@@ -820,7 +820,7 @@ def chat_copies(corpus: Corpus) -> Corpus:
     """
     import zlib
 
-    from core.screening.chat_corpus import chat_style
+    from ops.training.screening_chat_corpus import chat_style
 
     offset, pos = {}, 0
     for d in sorted(DATASETS):
@@ -842,7 +842,7 @@ def chat_copies(corpus: Corpus) -> Corpus:
 
 def generated_chat(n: int, seed: int) -> Corpus:
     """``n`` generated game-chat rows (``generate_chat``) as a Corpus with source "chat"."""
-    from core.screening.chat_corpus import generate_chat
+    from ops.training.screening_chat_corpus import generate_chat
 
     texts, labels, cats = generate_chat(n, seed=seed)
     return Corpus(texts=[prepare_text(t) for t in texts], source=np.array(["chat"] * n),

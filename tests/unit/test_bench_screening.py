@@ -8,8 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from core.cli.bench import app
 from core.screening.model import DEFAULT_MODEL_DIR
+from ops.cli.bench import app
 
 runner = CliRunner()
 

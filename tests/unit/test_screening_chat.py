@@ -1,6 +1,6 @@
 """Chat probes: the shipped model and its shipped review threshold on short game-chat messages.
 
-Written by hand for this test (not copied from the training templates in core/screening/chat_corpus.py):
+Written by hand for this test (not copied from the training templates in ops/training/screening_chat_corpus.py):
 benign game talk and banter must take the clean path (below ``review``); insults aimed at a person,
 threats (also short and unprofane ones) and self-harm encouragement must reach review. A few probes
 per group are allowed to land on the wrong side (a model is not a rule list); each group's budget is
