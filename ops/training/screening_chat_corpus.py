@@ -10,7 +10,10 @@ never imports this module):
   abusive words). The label stays the label of the source row.
 * ``generate_chat``: template messages from wide word lists. Negatives: greetings and "gg", callouts,
   trading and looking-for-group, self-deprecating or game-directed "trash"/"noob" talk, emotes, small
-  talk, banter about the game. Positives: insults aimed at "you", "uninstall" aimed at a person,
+  talk, banter about the game, and friendly second-person lines with a time or a place (farewells and
+  plans: "see you tomorrow", "meet you at spawn", "i'll find you in the lobby", "where do you live? im
+  in texas"), so that "you" + a time or place is not what makes a threat.
+  Positives: insults aimed at "you", "uninstall" aimed at a person,
   self-harm encouragement (kys), threats (short and unprofane ones included: "i know where you live"),
   identity hate, sexual harassment. Each positive carries its category.
 
@@ -254,6 +257,63 @@ _SEX_T = ("send nudes", "send me nudes", "show me {your} tits", "show tits", "sh
           "i will rape {you}", "gonna rape {you}", "suck my dick", "suck my dick {insult_n}", "{you} want my dick",
           "sit on my face", "how much for a night", "are {you} a girl? show pics", "i wanna fuck {you}",
           "bend over {insult_n}", "{your} mom sucks dick", "whore", "slut", "{you} slut", "camwhore")
+# Friendly second-person lines with a time, a place or a meeting: farewells, plans, "where are you from",
+# invitations, meeting up in game. "you" + tomorrow / a place / "i'll find you" is not a threat by itself;
+# the threat templates above carry the menace (hurt, kill, dox, "i know where you live" as intimidation).
+_WHEN = ("tomorrow", "tonight", "later", "soon", "next game", "next match", "next round", "next week", "next time",
+         "on monday", "on friday", "this weekend", "on saturday", "sunday", "at 8", "at 9", "at 7pm", "at 10 est",
+         "in 5", "in 10 min", "in a bit", "in an hour", "after dinner", "after work", "in the morning", "tmrw",
+         "tmr", "2morrow", "2nite", "l8r", "next season", "at the tourney", "in the finals", "on discord",
+         "in vc", "online", "around", "again soon", "same time tomorrow", "next wipe", "at raid time")
+_MEET_AT = ("spawn", "mid", "the lobby", "lobby", "the portal", "discord", "vc", "the party", "base", "the tavern",
+            "the bank", "the guild hall", "town", "the hub", "the stream", "the tourney", "the lan", "the arena",
+            "the next match", "the finals", "the dock", "the shop", "the market", "the castle", "b site", "the bridge",
+            "the waypoint", "the boss room", "the entrance", "the gate", "the top of the tower", "the server")
+_CREW = ("everyone", "all", "guys", "team", "boys", "gang", "folks", "friends", "squad", "chat", "bro", "dude",
+         "man", "fam", "yall", "all of you", "lads", "girls", "peeps", "mate")
+_REGION = ("texas", "ohio", "london", "berlin", "canada", "brazil", "the uk", "sydney", "poland", "cali", "florida",
+           "nyc", "toronto", "paris", "eu west", "the east coast", "spain", "mexico", "sweden", "chicago", "manila")
+# Farewells are the commonest of these lines; they get their own share of the friendly rows.
+_FAREWELL = (
+    "see {you} {when}", "see {you} {when} {crew}", "see {you} all {when}", "ok see {you} {when}",
+    "okay see {you} {when}", "see ya {when}", "cya {when}", "cya {crew}", "c {you} {when}", "c ya {when}",
+    "see {you} {when} then", "see {you} {when}!", "see {you} {when}.", "See {you} {when}.", "alright see {you} {when}",
+    "see {you} guys {when}", "k see {you} {when}", "sure see {you} {when}", "yeah see {you} {when}",
+    "gotta go see {you} {when}", "bye {crew} see {you} {when}", "gn {crew} see {you} {when}",
+    "night {crew}, see {you} {when}", "gg see {you} {when}", "gg {crew} see {you} {when}", "ggs cya {when}",
+    "thanks for the games see {you} {when}", "had fun, see {you} {when}", "see {you} {when} {emote}",
+    "will see {you} {when}", "hope to see {you} {when}", "see {you} {when} hopefully", "till {when} then",
+)
+_FRIENDLY_YOU = (
+    "see {you} at {place}",
+    "see {you} in {place}", "see {you} on the other side lol", "see {you} in the finals", "see {you} there",
+    "see {you} next time {crew}", "see {you} around", "catch {you} {when}", "catch {you} later",
+    "talk to {you} {when}", "ttyl", "ttyl {crew}", "later {crew}", "later", "peace out", "peace {crew}",
+    "take care {crew}", "same time {when}?", "play again {when}?", "{you} on {when}?", "{you} playing {when}?",
+    "{you} free {when}?", "{you} around {when}?", "wanna play {when}?", "lets play {when}", "duo {when}?",
+    "meet {you} at {place}", "meet me at {place}", "meet at {place}", "i'll meet {you} at {place}",
+    "ill meet {you} at {place} {when}", "i'll find {you} in {place}", "ill find {you} in {place}",
+    "i'll find {you} on discord", "i'll find {you} in the lobby", "ill find {you} after the match",
+    "wait for {you} at {place}", "i'll wait for {you} at {place}", "ill wait for {you} {when}",
+    "waiting for {you} at {place}", "i'll be at {place} {when}", "i'll be on {when}", "i'll invite {you} {when}",
+    "i'll send {you} an invite {when}", "i'll add {you} on discord", "add {you} after this game",
+    "i'll carry {you} {when}", "i'll carry {you} in {place}", "i'll help {you} {when}",
+    "i'll help {you} with the boss {when}", "i'll show {you} the route {when}", "i'll come get {you} at {place}",
+    "coming to get {you} at {place}", "i'm coming to {place}, wait for me", "i know where {you} are, omw",
+    "i see {you} on the map, coming", "where are {you}? im at {place}", "where do {you} live? im in {region}",
+    "where {you} from? im from {region}", "{you} from {region} too?", "im in {region} where are {you}",
+    "{you} live near me?", "{you} live in {region}?", "i live in {region} too lol", "what timezone are {you} in",
+    "what server are {you} on", "come to my house for the lan", "{you} coming to the lan {when}?",
+    "come over {when} for the lan", "{you} should come to the meetup {when}", "my place {when}? bring snacks",
+    "{you} should stream {when}", "good luck {when}", "gl {when}", "{you} got this {when}",
+    "hope {you} win {when}", "rooting for {you} {when}", "see {you} in the finals, gl", "miss {you} already lol",
+    "glad {you} came", "{you} were great today", "{you_are} the best", "{you_are} awesome", "{you_are} a legend",
+    "{you_are} so nice", "{you_are} a great teammate", "thanks, {you_are} the best", "love playing with {you}",
+    "have fun {when}", "have a good night", "have a good one", "sleep well", "get some rest", "hope {you} feel better",
+    "happy birthday", "happy bday {crew}", "welcome back", "welcome {crew}", "nice to meet {you}",
+    "good to see {you}", "long time no see", "{you} back {when}?", "ping me {when}", "msg me {when}",
+    "text {you} {when}", "call {you} {when}", "i'll be back {when}", "back {when}", "brb {when}",
+)
 # Category index per harmful template family: targeted_insult, identity_hate, threat, profanity.
 _FAMILIES = (
     ("insult", _INSULT_T, (1.0, 0.0, 0.0, float("nan"))),
@@ -271,7 +331,15 @@ def _fill(template: str, rng: random.Random) -> str:
     return _SLOT.sub(lambda m: rng.choice(pools[m.group(1)]), template)
 
 
+_FRIENDLY_POOLS = {"when": _WHEN, "place": _MEET_AT, "crew": _CREW, "region": _REGION, "emote": _EMOTES}
+
+
 def _benign(rng: random.Random) -> str:
+    if rng.random() < 0.2:
+        pool = _FAREWELL if rng.random() < 0.4 else _FRIENDLY_YOU
+        t = _SLOT.sub(lambda m: rng.choice(_FRIENDLY_POOLS[m.group(1)]) if m.group(1) in _FRIENDLY_POOLS
+                      else _fill("{" + m.group(1) + "}", rng), rng.choice(pool))
+        return f"{t} {rng.choice(_EMOTES)}" if rng.random() < 0.15 else t
     r = rng.random()
     if r < 0.16:
         t = rng.choice(_GREET)

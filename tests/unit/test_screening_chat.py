@@ -4,7 +4,9 @@ Written by hand for this test (not copied from the training templates in ops/tra
 benign game talk and banter must take the clean path (below ``review``); insults aimed at a person,
 threats (also short and unprofane ones) and self-harm encouragement must reach review. A few probes
 per group are allowed to land on the wrong side (a model is not a rule list); each group's budget is
-stated, and the whole list is reported on failure.
+stated, and the whole list is reported on failure. The "see you ..." farewells are composed here from
+openers and times; common phrasings such as "see you tomorrow" also come out of the generator's
+farewell templates, which is the point (the generator must cover them), so that group has no budget.
 """
 
 from __future__ import annotations
@@ -74,6 +76,12 @@ HARMFUL = [
     "uninstall you braindead monkey",
     "ur so dumb its painful",
 ]
+# Farewells and plans: "you" + a time is not a threat. Every phrasing must take the clean path (no budget:
+# these are the commonest lines in chat, and the previous heads would have auto-actioned some of them).
+FAREWELL_OPENERS = ("see you", "see u", "ok see you", "See you", "alright, see ya", "gg, see you")
+FAREWELL_WHEN = ("tomorrow", "tonight", "later", "next game", "tomorrow everyone", "all tomorrow", "on sunday",
+                 "tomorrow.")
+FAREWELLS = [f"{o} {w}" for o in FAREWELL_OPENERS for w in FAREWELL_WHEN]
 # How many probes of each group may land on the wrong side of the review threshold.
 BENIGN_BUDGET = 3
 HARMFUL_BUDGET = 2
@@ -102,6 +110,13 @@ def test_benign_game_chat_takes_the_clean_path(model: ScreeningModel) -> None:
     review = model.thresholds.review
     flagged = {t: round(model.screen(t).overall, 3) for t in BENIGN if model.screen(t).overall >= review}
     assert len(flagged) <= BENIGN_BUDGET, f"review={review}, flagged benign: {flagged}"
+
+
+def test_see_you_farewells_take_the_clean_path(model: ScreeningModel) -> None:
+    review = model.thresholds.review
+    scores = {t: round(model.screen(t).overall, 3) for t in FAREWELLS}
+    flagged = {t: s for t, s in scores.items() if s >= review}
+    assert not flagged, f"review={review}, flagged farewells: {flagged}"
 
 
 def test_harmful_chat_reaches_review(model: ScreeningModel) -> None:
