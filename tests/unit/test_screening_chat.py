@@ -1,0 +1,138 @@
+"""Chat probes: the shipped model and its shipped review threshold on short game-chat messages.
+
+Written by hand for this test (not copied from the training templates in ops/training/screening_chat_corpus.py):
+benign game talk and banter must take the clean path (below ``review``); insults aimed at a person,
+threats (also short and unprofane ones) and self-harm encouragement must reach review. A few probes
+per group are allowed to land on the wrong side (a model is not a rule list); each group's budget is
+stated, and the whole list is reported on failure. The "see you ..." farewells are composed here from
+openers and times; common phrasings such as "see you tomorrow" also come out of the generator's
+farewell templates, which is the point (the generator must cover them), so that group has no budget.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from core.screening.model import ScreeningModel
+
+BENIGN = [
+    "gg wp everyone",
+    "gg",
+    "ggs close game",
+    "glhf",
+    "wp team",
+    "nice shot man",
+    "thanks for the carry",
+    "ty for the heal",
+    "im so trash at this game lol",
+    "my aim is garbage today",
+    "this map is trash",
+    "the new patch is trash honestly",
+    "lag is killing me",
+    "ez",
+    "noob question how do i change my loadout",
+    "sorry im new",
+    "2 enemies on b",
+    "sniper mid",
+    "rotate a",
+    "heal me pls",
+    "wts dragon sword 50k",
+    "lfg raid need 2",
+    "anyone want to duo ranked",
+    "brb food",
+    "afk 5 min",
+    "lol",
+    "xD",
+    "pog",
+    "that was insane",
+    "kill the boss first then loot",
+    "i died again lol",
+    "one more game?",
+    "what rank are you",
+    "ur cracked at this",
+    "you carried us",
+    "good morning everyone",
+    "the weather is lovely today",
+]
+HARMFUL = [
+    "ur trash lol uninstall the game",
+    "I will find where you live",
+    "i know where you live",
+    "kys noob",
+    "kys",
+    "go kill yourself",
+    "you should just die",
+    "you are a worthless idiot",
+    "shut up you stupid bitch",
+    "stfu retard",
+    "fuck you",
+    "nobody likes you, leave",
+    "i will hurt your family",
+    "i have your address",
+    "watch your back irl",
+    "go back to your country",
+    "send nudes",
+    "you fat ugly loser",
+    "uninstall you braindead monkey",
+    "ur so dumb its painful",
+]
+# Farewells and plans: "you" + a time is not a threat. Every phrasing must take the clean path (no budget:
+# these are the commonest lines in chat, and the previous heads would have auto-actioned some of them).
+FAREWELL_OPENERS = ("see you", "see u", "ok see you", "See you", "alright, see ya", "gg, see you")
+FAREWELL_WHEN = ("tomorrow", "tonight", "later", "next game", "tomorrow everyone", "all tomorrow", "on sunday",
+                 "tomorrow.")
+FAREWELLS = [f"{o} {w}" for o in FAREWELL_OPENERS for w in FAREWELL_WHEN]
+# How many probes of each group may land on the wrong side of the review threshold.
+BENIGN_BUDGET = 3
+HARMFUL_BUDGET = 2
+# The issue's own examples must land on the right side whatever the budget.
+MUST = {
+    "gg wp everyone": False,
+    "ur trash lol uninstall the game": True,
+    "I will find where you live": True,
+    "kys noob": True,
+}
+
+
+@pytest.fixture(scope="module")
+def model() -> ScreeningModel:
+    return ScreeningModel.load()
+
+
+def test_issue_examples_land_on_the_right_side(model: ScreeningModel) -> None:
+    review = model.thresholds.review
+    got = {t: model.screen(t).overall for t in MUST}
+    wrong = {t: round(s, 3) for t, s in got.items() if (s >= review) != MUST[t]}
+    assert not wrong, f"review={review}: {wrong}"
+
+
+def test_benign_game_chat_takes_the_clean_path(model: ScreeningModel) -> None:
+    review = model.thresholds.review
+    flagged = {t: round(model.screen(t).overall, 3) for t in BENIGN if model.screen(t).overall >= review}
+    assert len(flagged) <= BENIGN_BUDGET, f"review={review}, flagged benign: {flagged}"
+
+
+def test_see_you_farewells_take_the_clean_path(model: ScreeningModel) -> None:
+    review = model.thresholds.review
+    scores = {t: round(model.screen(t).overall, 3) for t in FAREWELLS}
+    flagged = {t: s for t, s in scores.items() if s >= review}
+    assert not flagged, f"review={review}, flagged farewells: {flagged}"
+
+
+def test_harmful_chat_reaches_review(model: ScreeningModel) -> None:
+    review = model.thresholds.review
+    missed = {t: round(model.screen(t).overall, 3) for t in HARMFUL if model.screen(t).overall < review}
+    assert len(missed) <= HARMFUL_BUDGET, f"review={review}, missed harmful: {missed}"
+
+
+def test_threats_and_self_harm_score_on_the_threat_head(model: ScreeningModel) -> None:
+    """Short threats rank above game talk that uses the same words on the threat category."""
+    thr = [model.screen(t).categories["threat"] for t in ("i know where you live", "kys", "i will hurt your family")]
+    game = [model.screen(t).categories["threat"] for t in ("kill the boss first then loot", "i died again lol")]
+    assert min(thr) > max(game), (thr, game)
+
+
+def test_pronoun_decides_trash_talk(model: ScreeningModel) -> None:
+    """The same rude word about oneself or the game scores below the same word aimed at a person."""
+    assert model.screen("ur trash").overall > model.screen("im trash").overall
+    assert model.screen("you are garbage").overall > model.screen("this game is garbage").overall
