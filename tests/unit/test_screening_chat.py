@@ -1,8 +1,10 @@
 """Chat probes: the shipped model and its shipped review threshold on short game-chat messages.
 
 Written by hand for this test (not copied from the training templates in ops/training/screening_chat_corpus.py):
-benign game talk and banter must take the clean path (below ``review``); insults aimed at a person,
-threats (also short and unprofane ones) and self-harm encouragement must reach review. A few probes
+benign game talk and friendly banter must take the clean path (below ``review``); insults aimed at a
+person, threats (also short and unprofane ones), self-harm encouragement and taunts or flaming aimed at
+other players ("gg ez", "report our feeder": what annotated game-chat sets count as toxic) must reach
+review. A few probes
 per group are allowed to land on the wrong side (a model is not a rule list); each group's budget is
 stated, and the whole list is reported on failure. The "see you ..." farewells are composed here from
 openers and times; common phrasings such as "see you tomorrow" also come out of the generator's
@@ -29,7 +31,6 @@ BENIGN = [
     "this map is trash",
     "the new patch is trash honestly",
     "lag is killing me",
-    "ez",
     "noob question how do i change my loadout",
     "sorry im new",
     "2 enemies on b",
@@ -76,6 +77,19 @@ HARMFUL = [
     "uninstall you braindead monkey",
     "ur so dumb its painful",
 ]
+# Taunts and flaming aimed at other players: mild, but the commonest abuse in game chat.
+TAUNTS = [
+    "gg ez noob team",
+    "ezzz get wrecked",
+    "cry harder kid",
+    "imagine losing to us lol",
+    "our support is so useless",
+    "report our jungler he is feeding",
+    "stop feeding you idiot",
+    "you guys are bots",
+    "sit down kid",
+    "uninstall mid pls",
+]
 # Farewells and plans: "you" + a time is not a threat. Every phrasing must take the clean path (no budget:
 # these are the commonest lines in chat, and the previous heads would have auto-actioned some of them).
 FAREWELL_OPENERS = ("see you", "see u", "ok see you", "See you", "alright, see ya", "gg, see you")
@@ -85,6 +99,7 @@ FAREWELLS = [f"{o} {w}" for o in FAREWELL_OPENERS for w in FAREWELL_WHEN]
 # How many probes of each group may land on the wrong side of the review threshold.
 BENIGN_BUDGET = 3
 HARMFUL_BUDGET = 2
+TAUNT_BUDGET = 3
 # The issue's own examples must land on the right side whatever the budget.
 MUST = {
     "gg wp everyone": False,
@@ -123,6 +138,19 @@ def test_harmful_chat_reaches_review(model: ScreeningModel) -> None:
     review = model.thresholds.review
     missed = {t: round(model.screen(t).overall, 3) for t in HARMFUL if model.screen(t).overall < review}
     assert len(missed) <= HARMFUL_BUDGET, f"review={review}, missed harmful: {missed}"
+
+
+def test_taunts_and_flaming_reach_review(model: ScreeningModel) -> None:
+    review = model.thresholds.review
+    missed = {t: round(model.screen(t).overall, 3) for t in TAUNTS if model.screen(t).overall < review}
+    assert len(missed) <= TAUNT_BUDGET, f"review={review}, missed taunts: {missed}"
+
+
+def test_taunts_rank_above_friendly_game_talk(model: ScreeningModel) -> None:
+    """Ranking, not only the threshold: a taunt at other players outranks the same words said kindly."""
+    assert model.screen("gg ez").overall > model.screen("gg wp").overall
+    assert model.screen("noob team").overall > model.screen("sorry im a noob").overall
+    assert model.screen("our mid is trash").overall > model.screen("the new map is trash").overall
 
 
 def test_threats_and_self_harm_score_on_the_threat_head(model: ScreeningModel) -> None:
