@@ -8,11 +8,14 @@ import random
 import resource
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from core.screening.model import ScreeningModel
 
 app = typer.Typer(help="Benchmarks: latency, throughput and memory of the system's hot paths.", no_args_is_help=True)
 console = Console()
@@ -64,7 +67,25 @@ def _bench() -> None:
     """Benchmarks: latency, throughput and memory of the system's hot paths."""
 
 
-def _measure_screening(model_dir: Path | None, n: int, threads: int, batch: int) -> dict[str, object]:
+def _prescreen_rate(model: ScreeningModel, msgs: list[str], workers: int, batch: int = 100) -> float:
+    """Messages/s of the API's batch-ingest prescreen: each batch of ``batch`` events split into
+    ``workers`` parts scored at batch 1 on as many threads (``api.services.events._prescreen_batch`` with
+    ``SAFETY_API__SCREENING_THREADS``), batches one after another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from activities.screening import screen_texts
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        for b in range(0, len(msgs), batch):
+            part = msgs[b : b + batch]
+            step = -(-len(part) // workers)
+            list(pool.map(screen_texts, [model] * workers, [part[i : i + step] for i in range(0, len(part), step)]))
+    return len(msgs) / (time.perf_counter() - t)
+
+
+def _measure_screening(model_dir: Path | None, n: int, threads: int, batch: int,
+                       prescreen_threads: int = 2) -> dict[str, object]:
     """One model's figures (batch-1 latency percentiles, throughput, load time, RSS) in this process."""
     import numpy as np
 
@@ -87,6 +108,9 @@ def _measure_screening(model_dir: Path | None, n: int, threads: int, batch: int)
     t_b = time.perf_counter()
     model.screen_batch(msgs, max_batch=batch)
     batch_s = time.perf_counter() - t_b
+    prescreen = _prescreen_rate(model, msgs, prescreen_threads)
+    review = model.thresholds.review
+    clean_share = float(np.mean([model.screen(m).overall < review for m in _SAMPLES]))
     return {
         "model_version": model.version,
         "model_dir": str(model.model_dir),
@@ -99,6 +123,9 @@ def _measure_screening(model_dir: Path | None, n: int, threads: int, batch: int)
         "msgs_per_s": round(n / single_s, 1),
         "batched_msgs_per_s": round(n / batch_s, 1),
         "batch": batch,
+        "prescreen_msgs_per_s": round(prescreen, 1),
+        "prescreen_threads": prescreen_threads,
+        "clean_path_share": round(clean_share, 3),
         "load_s": round(load_s, 3),
         "rss_mb": round(_rss_mb(), 1),
         "rss_model_mb": round(_rss_mb() - rss_before, 1),
@@ -154,8 +181,10 @@ def screening(
     """Benchmark the screening model: latency, throughput, load time and RSS.
 
     Measures p50/p99 latency of one message at batch 1 (normalisation and tokenisation included),
-    throughput at batch 1 and with length-grouped micro-batching, model load time, and the process
-    RSS with the model loaded. With ``--baseline DIR`` both models are measured in the same run
+    throughput at batch 1 and with length-grouped micro-batching, the batch-ingest prescreen's throughput
+    (batches of 100 split over 2 threads at batch 1, as the API does), the share of the sample lines that
+    take the clean path at the model's own review threshold, model load time, and the process RSS with
+    the model loaded. With ``--baseline DIR`` both models are measured in the same run
     (alternating child processes) and shown side by side with the ratio new / baseline.
     """
     from core.screening.model import DEFAULT_MODEL_DIR
@@ -181,8 +210,8 @@ def screening(
         runs["baseline"].append(_measure_in_child(baseline, n, threads, batch))
         runs["model"].append(_measure_in_child(new_dir, n, threads, batch))
     base, new = _combine(runs["baseline"]), _combine(runs["model"])
-    keys = ("p50_ms", "p90_ms", "p99_ms", "max_ms", "msgs_per_s", "batched_msgs_per_s", "load_s", "rss_mb",
-            "rss_model_mb")
+    keys = ("p50_ms", "p90_ms", "p99_ms", "max_ms", "msgs_per_s", "batched_msgs_per_s", "prescreen_msgs_per_s",
+            "clean_path_share", "load_s", "rss_mb", "rss_model_mb")
     ratio = {k: round(float(new[k]) / float(base[k]), 2) if float(base[k]) else None for k in keys}  # type: ignore[arg-type]
     if as_json:
         typer.echo(json.dumps({"baseline": base, "model": new, "ratio": ratio}))
