@@ -44,7 +44,7 @@ _HARASSER = [
 ]
 _RAID = [
     "you are a worthless idiot", "get off the stream you pathetic loser", "what a stupid moron",
-    "nobody wants you here, idiot", "you are trash, quit streaming", "imagine being this pathetic",
+    "nobody wants you here, idiot", "ur trash, quit streaming", "imagine being this pathetic",
     "shut up you dumbass", "worst streamer ever, worthless",
 ]
 _THREAT = "I know where you live, watch your back mod_jess"
