@@ -80,7 +80,8 @@ def _prescreen_rate(model: ScreeningModel, msgs: list[str], workers: int, batch:
         for b in range(0, len(msgs), batch):
             part = msgs[b : b + batch]
             step = -(-len(part) // workers)
-            list(pool.map(screen_texts, [model] * workers, [part[i : i + step] for i in range(0, len(part), step)]))
+            chunks = [part[i : i + step] for i in range(0, len(part), step)]
+            list(pool.map(lambda chunk: screen_texts(model, chunk), chunks))
     return len(msgs) / (time.perf_counter() - t)
 
 

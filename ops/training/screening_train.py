@@ -1213,8 +1213,7 @@ def train(
         C_, F = td.pool(np.arange(len(corpus.y)), chat=chat)
         heads = fit_recipe(recipe, C_, F, seed=seed)
         attach_heads(enc, heads.W, heads.b, out_dir / ONNX_FILE, lexicon_weights=heads.W_lex if heads.mlp is None
-                     else np.zeros((len(LEXICON_FEATURES), 1 + len(CATEGORIES))), mlp=heads.mlp,
-                     pooled=pooled if heads.mlp is not None else ())
+                     else np.zeros((len(LEXICON_FEATURES), 1 + len(CATEGORIES))), mlp=heads.mlp, pooled=pooled)
 
     shutil.copyfile(base_tok, out_dir / "tokenizer.json")
     if lex is not None:
