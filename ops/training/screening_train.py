@@ -228,44 +228,55 @@ def sample_weights(corpus: Corpus, weights: dict[str, float] = DATASET_WEIGHTS) 
 # -- fine-tuning ---------------------------------------------------------------------------------
 
 
-def finetune_encoder(
-    corpus: Corpus,
-    out_dir: Path,
-    *,
-    epochs: float = 1.0,
-    batch_size: int = 32,
-    lr: float = 3e-5,
-    max_len: int = 64,
-    davidson_cap: int = 8000,
-    seed: int = 0,
-    threads: int = 2,
-) -> Path:
-    """Fine-tune MiniLM with a multi-task head; save the HF encoder to ``out_dir``; return it."""
+@dataclass
+class FineTuned:
+    """A fine-tuned MiniLM with its linear multi-task head (logits = head(10 * embedding))."""
+
+    tokenizer: Any
+    encoder: Any
+    head: Any
+    max_len: int
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        import torch
+
+        b = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_len, return_tensors="pt")
+        h = self.encoder(**b).last_hidden_state
+        m = b["attention_mask"].unsqueeze(-1).float()
+        return torch.nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=1)
+
+    def overall(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        """Overall logits (ranking only), in input order; batches of similar length."""
+        import torch
+
+        out = np.zeros(len(texts))
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        with torch.no_grad():
+            for c in range(0, len(texts), batch_size):
+                ii = order[c : c + batch_size]
+                out[ii] = self.head(self.embed([texts[i] for i in ii]) * 10.0)[:, 0].numpy()
+        return out
+
+
+def _finetune(sub: Corpus, *, epochs: float, batch_size: int, lr: float, max_len: int, seed: int,
+              threads: int) -> FineTuned:
+    """Fine-tune MiniLM end to end with a linear head on overall + categories (masked where unlabeled),
+    each dataset weighted by ``sample_weights``; length-bucketed batches."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     pyrand = random.Random(seed)
-
-    # Cap Davidson (the largest, least harassment-like set) so a CPU epoch stays short.
-    idx = np.arange(len(corpus.y))
-    dav = idx[corpus.source == "davidson"]
-    if len(dav) > davidson_cap:
-        keep = rng.choice(dav, davidson_cap, replace=False)
-        idx = np.sort(np.r_[idx[corpus.source != "davidson"], keep])
-    sub = corpus.subset(idx)
     w = sample_weights(sub)
     cat_w = np.nan_to_num(sub.cats * 0 + 1, nan=0.0)  # 1 where labeled
     cats = np.nan_to_num(sub.cats, nan=0.0)
 
     base = _base_model_dir()
-    tok = AutoTokenizer.from_pretrained(str(base))
-    enc = AutoModel.from_pretrained(str(base))
-    head = torch.nn.Linear(EMBEDDING_DIM, 1 + len(CATEGORIES))
+    ft = FineTuned(AutoTokenizer.from_pretrained(str(base)), AutoModel.from_pretrained(str(base)),
+                   torch.nn.Linear(EMBEDDING_DIM, 1 + len(CATEGORIES)), max_len)
     opt = torch.optim.AdamW(
-        [{"params": enc.parameters(), "lr": lr}, {"params": head.parameters(), "lr": 3e-3}],
+        [{"params": ft.encoder.parameters(), "lr": lr}, {"params": ft.head.parameters(), "lr": 3e-3}],
         weight_decay=0.01,
     )
     n = len(sub.y)
@@ -283,20 +294,13 @@ def finetune_encoder(
                 pyrand.shuffle(blocks)
                 yield from blocks
 
-    def embed(texts: list[str]) -> torch.Tensor:
-        b = tok(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
-        h = enc(**b).last_hidden_state
-        m = b["attention_mask"].unsqueeze(-1).float()
-        e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(e, dim=1)
-
-    enc.train()
+    ft.encoder.train()
     it = batches()
     t0 = time.time()
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     for step in range(steps):
         bi = next(it)
-        logits = head(embed([sub.texts[i] for i in bi]) * 10.0)
+        logits = ft.head(ft.embed([sub.texts[i] for i in bi]) * 10.0)
         yo = torch.tensor(sub.y[bi], dtype=torch.float32)
         wo = torch.tensor(w[bi], dtype=torch.float32)
         loss = (bce(logits[:, 0], yo, reduction="none") * wo).sum() / wo.sum()
@@ -305,18 +309,81 @@ def finetune_encoder(
         if mc.sum() > 0:
             loss = loss + 0.5 * (bce(logits[:, 1:], yc, reduction="none") * mc).sum() / mc.sum()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(enc.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(ft.encoder.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad()
         if step % 100 == 0:
             log.info("finetune step %d/%d loss %.3f (%.0fs)", step, steps, loss.item(), time.time() - t0)
-    enc.eval()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    enc.save_pretrained(str(out_dir))
-    tok.save_pretrained(str(out_dir))
+    ft.encoder.eval()
     log.info("fine-tuned %d steps on %d texts in %.0fs", steps, n, time.time() - t0)
+    return ft
+
+
+def finetune_encoder(
+    corpus: Corpus,
+    out_dir: Path,
+    *,
+    epochs: float = 1.0,
+    batch_size: int = 32,
+    lr: float = 3e-5,
+    max_len: int = 64,
+    davidson_cap: int = 8000,
+    seed: int = 0,
+    threads: int = 2,
+) -> Path:
+    """Fine-tune MiniLM with a multi-task head; save the HF encoder to ``out_dir``; return it."""
+    # Cap Davidson (the largest, least harassment-like set) so a CPU epoch stays short.
+    rng = np.random.default_rng(seed)
+    idx = np.arange(len(corpus.y))
+    dav = idx[corpus.source == "davidson"]
+    if len(dav) > davidson_cap:
+        keep = rng.choice(dav, davidson_cap, replace=False)
+        idx = np.sort(np.r_[idx[corpus.source != "davidson"], keep])
+    ft = _finetune(corpus.subset(idx), epochs=epochs, batch_size=batch_size, lr=lr, max_len=max_len, seed=seed,
+                   threads=threads)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ft.encoder.save_pretrained(str(out_dir))
+    ft.tokenizer.save_pretrained(str(out_dir))
     return out_dir
+
+
+def finetune_fold(corpus: Corpus, held: str, *, per_set: int = 3000, n_gen: int = 3000, eval_rows: int = 5000,
+                  epochs: float = 1.0, lr: float = 4e-5, max_len: int = 48, seed: int = 0, threads: int = 2
+                  ) -> dict[str, Any]:
+    """One leave-one-set-out fold with the *encoder* fine-tuned on the other seven sets (experiment).
+
+    Training: a random sample of ``per_set`` rows of each other set, a third of them as their chat-style
+    copies, plus ``n_gen`` generated chat lines; scored by its own head on ``eval_rows`` rows of ``held``
+    (and on their chat-style copies). Compare with the shipped recipe's row of the leave-one-set-out table.
+    """
+    if held not in DATASETS:
+        raise ValueError(f"held must be one of {', '.join(DATASETS)}, not {held!r}")
+    rng = np.random.default_rng(seed)
+    copies = chat_copies(corpus)
+    orig, copy = [], []
+    for name in DATASETS:
+        if name == held:
+            continue
+        rows = np.where(corpus.source == name)[0]
+        take = rng.choice(rows, min(per_set, len(rows)), replace=False)
+        third = len(take) // 3
+        orig += list(take[third:])
+        copy += list(take[:third])
+    sub = _concat([corpus.subset(np.array(orig)), copies.subset(np.array(copy)), generated_chat(n_gen, seed)])
+    t0 = time.time()
+    ft = _finetune(sub, epochs=epochs, batch_size=32, lr=lr, max_len=max_len, seed=seed, threads=threads)
+    train_s = time.time() - t0
+    te = np.where(corpus.source == held)[0]
+    if len(te) > eval_rows:
+        te = np.sort(rng.choice(te, eval_rows, replace=False))
+    y = corpus.y[te]
+    return {
+        "held": held, "train_texts": len(sub.y), "eval_rows": len(te), "per_set": per_set, "generated": n_gen,
+        "roc_auc": round(roc_auc(y, ft.overall([corpus.texts[i] for i in te])), 4),
+        "roc_auc_chat_style": round(roc_auc(y, ft.overall([copies.texts[i] for i in te])), 4),
+        "train_seconds": round(train_s), "seconds": round(time.time() - t0),
+    }
 
 
 # -- ONNX ----------------------------------------------------------------------------------------
@@ -907,10 +974,12 @@ def lexicon_matrix(texts: list[str], lexicon: Lexicon) -> np.ndarray:
 OLD_REVIEW_THRESHOLD = 0.1929
 CHAT_TRAIN_ROWS = 40_000  # generated game-chat rows in training (source "chat")
 CHAT_VAL_ROWS = 8_000  # generated with another seed: validation only (review threshold, chat figures)
-# Review threshold: the share of clean chat-style validation messages allowed above it (see
-# choose_chat_thresholds). Real game chat is ruder than the validation set, so this leaves margin below
-# the 20% clean-flag budget.
-REVIEW_CLEAN_FLAG_RATE = 0.12
+# Review threshold: the share of clean *chat* validation messages allowed above it (see
+# choose_chat_thresholds): the generated validation chat and the hand-written game chat
+# (``HANDWRITTEN_CHAT``), half each. Half the issue's 20% clean-flag budget, as margin for real chat.
+REVIEW_CLEAN_FLAG_RATE = 0.10
+# Hand-written game chat (validation only, never trained on): see its "about" field.
+HANDWRITTEN_CHAT = Path(__file__).resolve().parent / "data" / "chat_validation.json"
 
 
 def chat_copies(corpus: Corpus) -> Corpus:
@@ -939,6 +1008,15 @@ def chat_copies(corpus: Corpus) -> Corpus:
         rng = random.Random(zlib.crc32(t.encode()) ^ i)
         texts.append(prepare_text(chat_style(t, rng, harmful=bool(y))))
     return Corpus(texts=texts, source=corpus.source.copy(), y=corpus.y.copy(), cats=corpus.cats.copy())
+
+
+def handwritten_chat(path: Path = HANDWRITTEN_CHAT) -> Corpus:
+    """The hand-written game-chat validation messages as a Corpus with source "chat_handwritten"."""
+    d = json.loads(Path(path).read_text(encoding="utf-8"))
+    texts = [*d["benign"], *d["harmful"]]
+    y = np.r_[np.zeros(len(d["benign"]), dtype=np.int64), np.ones(len(d["harmful"]), dtype=np.int64)]
+    return Corpus(texts=[prepare_text(t) for t in texts], source=np.array(["chat_handwritten"] * len(texts)),
+                  y=y, cats=np.full((len(texts), len(CATEGORIES)), np.nan))
 
 
 def generated_chat(n: int, seed: int) -> Corpus:
@@ -989,14 +1067,26 @@ def fit_recipe(recipe: str, C_: Corpus, F: Features, *, seed: int) -> Heads:
     return fit_mlp_heads(F, C_, sample_weights(C_), seed=seed)
 
 
+def review_for_clean_rate(clean_parts: list[np.ndarray], rate: float) -> float:
+    """The lowest threshold at which at most ``rate`` of the clean messages score at or above it, each
+    part counting equally whatever its size (a message at the threshold counts as flagged)."""
+    cand = np.unique(np.concatenate(clean_parts))
+    flagged = np.zeros(len(cand))
+    for part in clean_parts:  # share of the part at or above each candidate
+        flagged += (len(part) - np.searchsorted(np.sort(part), cand, side="left")) / len(part) / len(clean_parts)
+    ok = np.where(flagged <= rate)[0]
+    return float(cand[ok[0]]) if len(ok) else float(np.nextafter(cand[-1], np.inf))
+
+
 def choose_chat_thresholds(scores: np.ndarray, y: np.ndarray, cat_scores: np.ndarray, cats: np.ndarray, *,
-                           act_precision: float = 0.9, clean_flag_rate: float = REVIEW_CLEAN_FLAG_RATE
-                           ) -> dict[str, Any]:
-    """review: the score above which ``clean_flag_rate`` of the clean chat-style validation messages
-    lie; act: the lowest threshold with precision >= ``act_precision`` on the same messages (and not
-    below review); categories: F1-maximising on the rows that label them."""
-    clean = np.sort(scores[y == 0])
-    review = float(clean[int(math.ceil((1 - clean_flag_rate) * len(clean))) - 1])
+                           chat: list[tuple[np.ndarray, np.ndarray]], act_precision: float = 0.9,
+                           clean_flag_rate: float = REVIEW_CLEAN_FLAG_RATE) -> dict[str, Any]:
+    """review: the lowest threshold that flags at most ``clean_flag_rate`` of the clean chat validation
+    messages (``chat``: (scores, labels) of the generated validation chat and of the hand-written game
+    chat, each counting half); act: the lowest threshold with precision >= ``act_precision`` on the
+    chat-style validation (``scores``/``y``: out-of-fold copies of the eight sets + generated chat), and
+    not below review; categories: F1-maximising on the rows that label them."""
+    review = review_for_clean_rate([s[lab == 0] for s, lab in chat], clean_flag_rate)
     act = max(threshold_for_precision(y, scores, act_precision), review)
     cat_thr = category_thresholds(cat_scores, cats)
     return {
@@ -1004,10 +1094,12 @@ def choose_chat_thresholds(scores: np.ndarray, y: np.ndarray, cat_scores: np.nda
         "act": round(act, 4),
         "categories": cat_thr,
         "method": (
-            f"chat-style validation = out-of-fold scores of the chat-style copies of the eight sets plus "
-            f"{CHAT_VAL_ROWS} generated game-chat messages (another seed than training); review = the score "
-            f"{clean_flag_rate:.0%} of its clean messages exceed; act = lowest threshold with precision >= "
-            f"{act_precision} on it; category thresholds maximise F1 on the rows labeled for that category "
+            f"review = the lowest threshold flagging at most {clean_flag_rate:.0%} of the clean chat validation "
+            f"messages ({CHAT_VAL_ROWS} generated game-chat messages of another seed than training, and the "
+            f"hand-written game chat in ops/training/data/chat_validation.json, half each; neither is trained "
+            f"on); act = lowest threshold with precision >= {act_precision} on the chat-style validation "
+            "(out-of-fold scores of the chat-style copies of the eight sets plus the generated validation "
+            "chat), not below review; category thresholds maximise F1 on the rows labeled for that category "
             "(originals, out-of-fold)"
         ),
     }
@@ -1164,6 +1256,7 @@ def train(
             enc = add_pooled_layers(enc, work / f"{enc.name.removesuffix('.onnx')}.pooled{tag}.onnx", pooled)
         copies = chat_copies(corpus)
         gen, val = generated_chat(CHAT_TRAIN_ROWS, seed), generated_chat(CHAT_VAL_ROWS, seed + 1)
+        hw = handwritten_chat()
         td = TrainData(corpus, copies, gen, val,
                        *(_features(enc, c.texts, name, None, lex, pooled) for c, name in
                          ((corpus, "sets"), (copies, "sets_chat"), (gen, "gen_train"), (val, "gen_val"))))
@@ -1183,6 +1276,8 @@ def train(
         oof = np.zeros((len(corpus.y), 1 + len(CATEGORIES)))
         oof_c = np.zeros_like(oof)
         val_s = np.zeros((len(val.y), 1 + len(CATEGORIES)))
+        F_hw = _features(enc, hw.texts, "chat_handwritten", None, lex, pooled)
+        hw_s = np.zeros((len(hw.y), 1 + len(CATEGORIES)))
         for k in range(folds):
             tr, te = np.where(f_sets != k)[0], np.where(f_sets == k)[0]
             gi = np.where(f_gen != k)[0]
@@ -1193,9 +1288,11 @@ def train(
             oof[te] = heads.predict(td.F_sets.rows(te))
             oof_c[te] = heads.predict(td.F_copies.rows(te))
             val_s += heads.predict(td.F_val) / folds
+            hw_s += heads.predict(F_hw) / folds
         v_scores = np.r_[oof_c[:, 0], val_s[:, 0]]
         v_y = np.r_[corpus.y, val.y]
-        thresholds = choose_chat_thresholds(v_scores, v_y, oof[:, 1:], corpus.cats)
+        thresholds = choose_chat_thresholds(v_scores, v_y, oof[:, 1:], corpus.cats,
+                                            chat=[(val_s[:, 0], val.y), (hw_s[:, 0], hw.y)])
         report = metrics_report(oof, corpus, thresholds)
         report["chat_style_validation"] = {
             "copies": binary_metrics(corpus.y, oof_c[:, 0], thresholds["review"]).as_dict(),
@@ -1203,6 +1300,9 @@ def train(
             "flagged_clean_copies": round(float((oof_c[corpus.y == 0, 0] >= thresholds["review"]).mean()), 4),
             "flagged_clean_generated": round(float((val_s[val.y == 0, 0] >= thresholds["review"]).mean()), 4),
             "caught_harmful_generated": round(float((val_s[val.y == 1, 0] >= thresholds["review"]).mean()), 4),
+            "handwritten": binary_metrics(hw.y, hw_s[:, 0], thresholds["review"]).as_dict(),
+            "flagged_clean_handwritten": round(float((hw_s[hw.y == 0, 0] >= thresholds["review"]).mean()), 4),
+            "caught_harmful_handwritten": round(float((hw_s[hw.y == 1, 0] >= thresholds["review"]).mean()), 4),
         }
         loo_thr = {"old": {"review": OLD_REVIEW_THRESHOLD}, "chat": thresholds} if loo else {}
         loo_summary = _loo_summary(loo, loo_thr, corpus) if loo else {}
@@ -1238,6 +1338,7 @@ def train(
         "mlp": MLP_PARAMS if heads.mlp is not None else None,
         "recipe": recipe,
         "chat_rows": {"generated_train": CHAT_TRAIN_ROWS, "generated_val": CHAT_VAL_ROWS,
+                      "handwritten_val": len(hw.y),
                       "chat_style_copies": len(copies.y) if chat else 0},
         "finetune_epochs": epochs if encoder == "finetune" else None,
         "seed": seed,
