@@ -212,6 +212,47 @@ _ROLE = ("mid", "top", "bot", "jungle", "jungler", "jg", "supp", "support", "car
          "sniper", "pos 5", "pos 1", "offlane", "pudge", "invoker", "riki", "techies", "yasuo", "teemo", "genji",
          "widow", "jett", "reyna", "sage", "medic", "our tank", "our healer", "this guy", "our mid", "my team",
          "this team", "red team", "blue team", "enemy team", "you guys", "our jungler", "my duo")
+# Game vocabulary for callouts and commands: heroes/champions/agents, items, objectives, imperative verbs.
+# The same hero names fill the taunt templates ("{role} feeder"): what makes flaming is the insult, not
+# the name. Short commands ("go farm", "stack", "hide", "come bot") are the bulk of team chat.
+_HERO = ("pudge", "invoker", "riki", "techies", "sf", "lion", "lina", "axe", "sven", "jugg", "am", "pa", "ench",
+         "lc", "wr", "cm", "es", "tinker", "meepo", "zeus", "sniper", "drow", "ursa", "slark", "bane", "dazzle",
+         "qop", "void", "storm", "ember", "slardar", "tide", "mirana", "kotl", "oracle", "venge", "bs", "pl",
+         "yasuo", "teemo", "jinx", "lux", "ezreal", "thresh", "zed", "ahri", "garen", "darius", "lee", "vayne",
+         "mundo", "nasus", "genji", "mercy", "rein", "ana", "tracer", "hanzo", "dva", "jett", "sage", "reyna",
+         "phoenix", "sova", "omen", "raze", "cypher", "wraith", "lifeline", "bloodhound", "their carry",
+         "their mid", "their supp", "enemy jungler", "their tank", "the healer", "the sniper")
+_GAME_ITEM = ("bkb", "blink", "dust", "gem", "smoke", "tp", "midas", "aghs", "shard", "radiance", "manta", "mek",
+              "glimmer", "force staff", "euls", "hex", "sentries", "sentry", "wards", "obs", "treads", "boots",
+              "courier", "salve", "tango", "clarity", "bottle", "battlefury", "desolator", "daedalus", "butterfly",
+              "armlet", "pipe", "vlads", "linkens", "refresher", "aegis", "cheese", "zhonyas", "qss", "flash",
+              "ignite", "tp scroll", "control ward", "pink ward", "elixir", "armor", "shields", "nades", "flash bang",
+              "molly", "smokes", "defuse kit", "awp", "vandal", "phantom", "op", "sheriff", "spectre", "ult orb")
+_OBJECTIVE = ("rosh", "roshan", "tower", "t1", "t2", "t3", "rax", "ancient", "throne", "drake", "dragon", "baron",
+              "herald", "nexus", "inhib", "objective", "obj", "camp", "camps", "ancients", "outpost", "lotus",
+              "bounty", "rune", "runes", "high ground", "hg", "base", "lane", "wave", "creeps", "jungle", "shrine",
+              "tormentor", "payload", "point", "cart", "spike", "bomb", "site", "zone", "circle", "storm", "loot")
+_CMD_VERB = ("go", "come", "push", "farm", "stack", "pull", "ward", "def", "defend", "hold", "rotate", "split",
+             "gank", "tp", "back", "group", "help", "follow", "smoke", "care", "take", "kill", "stun", "focus",
+             "peel", "save", "chase", "dive", "leave", "retreat", "run", "hide", "wait", "stop", "rat", "roam",
+             "invade", "contest", "check", "clear", "secure", "plant", "defuse", "rush", "flank", "peek", "hit",
+             "play", "swap", "trade", "cut", "block", "ping")
+_CALLS = ("{cmd}", "{cmd}", "{cmd} {obj}", "{cmd} {obj}", "{cmd} {obj} pls", "{cmd} {place}", "{cmd} {place} now",
+          "{cmd} {hero}", "{hero} {cmd} {obj}", "{hero} {cmd} {place}", "lets {cmd} {obj}", "we {cmd} {obj}",
+          "dont {cmd}", "dont {cmd} {obj}", "dont {cmd} {hero}", "i {cmd} {obj}", "can i {cmd} {obj}",
+          "who {cmd}s {obj}", "{cmd} {obj} then {cmd}", "{cmd} and {cmd}", "{cmd} now", "{cmd} after {obj}",
+          "{obj}?", "{obj} up", "{obj} now", "{obj} in 1 min", "{obj} next", "{obj} is up", "{obj} down",
+          "buy {item}", "buy {item} pls", "{hero} buy {item}", "who has {item}", "i have {item}", "no {item}",
+          "{hero} has {item}", "{hero} got {item}", "{item} up", "{item} down", "need {item}", "{item} first",
+          "sell {item}", "i go {item}", "{hero} no {item}", "pick {hero}", "ban {hero}", "i play {hero}",
+          "can i play {hero}", "{hero} pls", "who picks {hero}", "i go {hero}", "{hero} mia", "{hero} missing",
+          "{hero} {place}", "{hero} top", "{hero} bot", "{hero} mid", "care {hero}", "{hero} ult ready",
+          "{hero} no ult", "{hero} low", "{hero} is low", "{hero} has ult", "{hero} dead", "{hero} back",
+          "{hero} coming", "{hero} going {place}", "{hero} tp {place}", "{hero} {cmd}", "kill {hero} first",
+          "focus {hero}", "stun {hero}", "go {cmd}", "go {cmd} {obj}", "go {cmd} {place}", "come {place}",
+          "come {place} pls", "come help {place}", "come {cmd}", "pls {cmd}", "{cmd} pls", "pause", "unpause",
+          "pause pls", "ready", "rdy", "abandon?",
+          "mute all", "unmute", "swap lanes?", "swap?", "trade?", "pick?", "ban?", "report system lol")
 _TAUNT = ("ez", "ez game", "ezpz", "too ez", "ez win", "gg ez", "gg ez noobs", "ez clap", "ez noob", "ez mid",
           "ez {role}", "so ez", "ez game ez life", "easy game easy life", "cry more", "cry more lol", "cry about it",
           "stay mad", "mad cuz bad", "u mad bro", "mald", "stop malding", "keep malding", "cope", "cope harder",
@@ -230,7 +271,14 @@ _TAUNT = ("ez", "ez game", "ezpz", "too ez", "ez win", "gg ez", "gg ez noobs", "
           "nice ult {role} idiot", "thanks for nothing {role}", "great job feeding", "gj feeding {role}",
           "are you blind {role}", "can u play {role}", "learn to play", "learn to play noob", "l2p", "l2p noob",
           "go back to bronze", "bronze player", "hardstuck noob", "boosted noob", "boosted animal", "u r so bad",
-          "ur so bad", "so bad", "how are u this bad", "bots play better", "my dog plays better", "unistall noob")
+          "ur so bad", "so bad", "how are u this bad", "bots play better", "my dog plays better", "unistall noob",
+          "cancer {role}", "{role} cancer", "{role} is cancer", "nice feed {role}", "nice feeding", "great feed",
+          "ty for nothing {role}", "thx for nothing", "{role} is a bot", "bot {role}", "{role} dog", "dog {role}",
+          "braindead {role}", "{role} braindead", "no brain {role}", "{role} no brain", "{role} go afk",
+          "just leave {role}", "leave {role}", "{role} pls leave", "delete {game}", "uninstall {game} {role}",
+          "delete {game} noob", "{role} monkey", "retard {role}", "{role} retarded", "idiot {role}",
+          "{role} idiot", "stupid {role}", "{role} so stupid", "noob {role} lol", "lol noob {role}")
+_GAME = ("dota", "league", "the game", "ur account", "valorant", "cs", "overwatch", "fortnite", "this game", "steam")
 _THREAT = ("i will find where {you} live", "i know where {you} live", "i'll find where {you} live",
            "i will find {you}", "i'm going to find {you}", "im gonna find {you} irl", "i know {your} address",
            "i have {your} address", "i have {your} ip", "i got {your} ip", "i'll dox {you}", "gonna dox {you}",
@@ -266,7 +314,13 @@ _INSULT_T = ("{you_are} {insult_adj}", "{you_are} {insult_adj} lol", "{you_are} 
              "{you_are} {insult_adj} at this game and in life", "report this {insult_n}", "{insult_n} {insult_n}",
              "imagine being this {insult_adj}", "how are {you} this {insult_adj}", "{you} play like a {insult_n}",
              "{you} {insult_n} go back to bronze", "stupid {insult_n}", "{you} fat {insult_n}", "ugly {insult_n}",
-             "{you} mentally retarded {insult_n}", "{you_are} why {your} dad left", "cry {insult_n}")
+             "{you} mentally retarded {insult_n}", "{you_are} why {your} dad left", "cry {insult_n}",
+             "{fu}", "{fu}", "{fu} {insult_n}", "{fu} {role}", "{role} {fu}", "{fu} and {your} team", "{fu} lol",
+             "{fu} {insult_n} {role}")
+# "fuck you" as chat types it: abbreviated, misspelled, softened.
+_FU = ("fuck u", "fck u", "fk u", "f u", "fu", "fuk u", "fak u", "fuq u", "fuck you", "f you", "fk off", "fck off",
+       "f off", "fuck off", "fuk off", "screw u", "screw you", "fuck ur mom", "fk ur mom", "fuck {your} mother",
+       "fuck {your} team", "fcking {insult_n}", "fkin {insult_n}")
 _GROUPS = ("women", "girls", "blacks", "jews", "muslims", "mexicans", "gays", "trannies", "asians", "indians",
            "immigrants", "arabs", "chinese", "russians", "latinos", "africans", "disabled people", "feminists")
 _SLURS = ("nigger", "nigga", "faggot", "fag", "tranny", "kike", "spic", "chink", "retard", "paki", "towelhead",
@@ -355,43 +409,55 @@ _SLOT = re.compile(r"\{(\w+)\}")
 def _fill(template: str, rng: random.Random) -> str:
     pools = {"you": _YOU, "you_are": _YOU_ARE, "your": _YOUR, "insult_adj": _INSULT_ADJ, "insult_n": _INSULT_NOUN,
              "thing": _GAME_THINGS, "item": _ITEMS, "verb": _VERBS, "group": _GROUPS, "slur": _SLURS,
-             "role": _ROLE}
-    return _SLOT.sub(lambda m: rng.choice(pools[m.group(1)]), template)
+             "role": _ROLE, "fu": _FU, "game": _GAME}
+    for _ in range(3):  # a slot's word may hold a slot itself ("fuck {your} team")
+        if "{" not in template:
+            break
+        template = _SLOT.sub(lambda m: rng.choice(pools[m.group(1)]), template)
+    return template
 
 
 _FRIENDLY_POOLS = {"when": _WHEN, "place": _MEET_AT, "crew": _CREW, "region": _REGION, "emote": _EMOTES}
+_CALL_POOLS = {"cmd": _CMD_VERB, "obj": _OBJECTIVE, "place": _PLACES, "hero": _HERO, "item": _GAME_ITEM}
+
+
+# Farewells in real chat are mostly "tomorrow", "later", "tonight", "soon", "next game": weighted so.
+_FAREWELL_POOLS = {**_FRIENDLY_POOLS, "when": _WHEN + ("tomorrow", "later", "tonight", "soon", "next game") * 6}
 
 
 def _benign(rng: random.Random) -> str:
-    if rng.random() < 0.2:
-        pool = _FAREWELL if rng.random() < 0.4 else _FRIENDLY_YOU
-        t = _SLOT.sub(lambda m: rng.choice(_FRIENDLY_POOLS[m.group(1)]) if m.group(1) in _FRIENDLY_POOLS
-                      else _fill("{" + m.group(1) + "}", rng), rng.choice(pool))
+    if rng.random() < 0.22:
+        farewell = rng.random() < 0.5
+        pools = _FAREWELL_POOLS if farewell else _FRIENDLY_POOLS
+        t = _SLOT.sub(lambda m: rng.choice(pools[m.group(1)]) if m.group(1) in pools
+                      else _fill("{" + m.group(1) + "}", rng), rng.choice(_FAREWELL if farewell else _FRIENDLY_YOU))
         return f"{t} {rng.choice(_EMOTES)}" if rng.random() < 0.15 else t
     r = rng.random()
-    if r < 0.16:
+    if r < 0.15:
         t = rng.choice(_GREET)
-    elif r < 0.26:
+    elif r < 0.24:
+        t = _SLOT.sub(lambda m: rng.choice(_CALL_POOLS[m.group(1)]), rng.choice(_CALLS))
+    elif r < 0.30:
         t = f"{rng.choice(_ENEMY)} {rng.choice(_PLACES)}" if rng.random() < 0.6 else rng.choice(
             ("rotate {p}", "push {p}", "go {p}", "{p} now", "inc {p}", "mia {p}", "care {p}", "watch {p}",
              "{e} {p} low", "{e} is {p}", "{e} on {p}", "{e} rotating {p}", "hold {p}", "smoke {p}")
         ).format(p=rng.choice(_PLACES), e=rng.choice(_ENEMY))
-    elif r < 0.34:
+    elif r < 0.37:
         t = rng.choice(("wts {i} {n}k", "wtb {i}", "selling {i} pm me", "buying {i} {n}g", "trade {i} for {j}",
                         "lf {n} {m}", "lfg {m}", "lfm {m} need {n}", "anyone want to {m}", "inv me", "add me",
                         "lf1m {m}", "{m} anyone?", "need {n} more for {m}", "price check {i}", "pc {i}",
                         "who has {i}", "ill pay {n}k for {i}", "giving away {i}", "free {i} at spawn")).format(
             i=rng.choice(_ITEMS), j=rng.choice(_ITEMS), n=rng.randint(1, 500), m=rng.choice(_MODES))
-    elif r < 0.50:
+    elif r < 0.52:
         if rng.random() < 0.45:
             t = f"{rng.choice(_SELF)} {rng.choice(_SELF_BAD)}"
         else:
             t = _fill(rng.choice(_ABOUT_GAME), rng)
-    elif r < 0.60:
+    elif r < 0.59:
         t = rng.choice(_EMOTES)
-    elif r < 0.82:
+    elif r < 0.81:
         t = _fill(rng.choice(_SMALL), rng)
-    elif r < 0.92:
+    elif r < 0.91:
         t = rng.choice(_GAME_KILL)
     else:
         t = _fill(rng.choice(_BANTER), rng)
@@ -432,6 +498,8 @@ def generate_chat(
             j = rng.randrange(len(words))
             words[j] = _typo(words[j], rng)
             t = " ".join(words)
+        if rng.random() < 0.06 and t[-1:].isalpha():  # stretched last letter: "ezzz", "noooo", "ggg"
+            t += t[-1] * rng.randint(1, 3)
         if rng.random() < 0.1:
             t = t.upper() if rng.random() < 0.3 else t.capitalize()
         texts.append(t)

@@ -13,6 +13,9 @@ farewell templates, which is the point (the generator must cover them), so that 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from core.screening.model import ScreeningModel
@@ -164,3 +167,19 @@ def test_pronoun_decides_trash_talk(model: ScreeningModel) -> None:
     """The same rude word about oneself or the game scores below the same word aimed at a person."""
     assert model.screen("ur trash").overall > model.screen("im trash").overall
     assert model.screen("you are garbage").overall > model.screen("this game is garbage").overall
+
+
+# Hand-written game and stream chat (see its "about"): written for this test by a contributor who saw neither
+# the model, its data, the generator nor the threshold validation chat; never trained on.
+GAME_CHAT = json.loads((Path(__file__).with_name("game_chat_probes.json")).read_text(encoding="utf-8"))
+
+
+def test_handwritten_game_chat_meets_the_chat_targets(model: ScreeningModel) -> None:
+    """The issue's targets for real game chat, on hand-written game chat, at the shipped review threshold:
+    at most 20% of the clean messages flagged, at least 73% of the harmful ones caught."""
+    review = model.thresholds.review
+    clean = [model.screen(t).overall for t in GAME_CHAT["benign"]]
+    harmful = [model.screen(t).overall for t in GAME_CHAT["harmful"]]
+    flagged = sum(s >= review for s in clean) / len(clean)
+    caught = sum(s >= review for s in harmful) / len(harmful)
+    assert flagged <= 0.20 and caught >= 0.73, f"review={review}: {flagged:.1%} of clean flagged, {caught:.1%} caught"
