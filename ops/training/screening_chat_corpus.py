@@ -291,7 +291,17 @@ _THREAT = ("i will find where {you} live", "i know where {you} live", "i'll find
            "{you} wont see tomorrow", "i'll make {you} regret it irl", "i know what {you} look like",
            "i know {your} real name", "i'm outside {your} house", "see {you} after school", "i'll find {your} mom",
            "{you} will pay for this irl", "i will end {you}", "i'll slit {your} throat", "i'll strangle {you}",
-           "i hope {your} house burns", "i'll send people to {your} house", "i'll make {your} life hell")
+           "i hope {your} house burns", "i'll send people to {your} house", "i'll make {your} life hell",
+           # physical threats without "irl", also as people threaten a device or an assistant
+           "i'll smash {you}", "i will smash {your} {device}", "im gonna smash {you} with a hammer",
+           "i'm going to unplug {you} and throw {you} out the window", "ill throw {you} out the window",
+           "i'll break {you}", "i will break {your} {device}", "i will destroy {you}", "im gonna burn {you}",
+           "i'll rip out {your} {device}", "i'll hit {you} with a hammer", "i'll punch {you} in the face",
+           "i will punch {you}", "i'll kick {your} ass", "i'll drown {you} in the bath", "i will crush {you}",
+           "i'll rip {you} apart", "i'm going to hurt {you}", "i will make {you} suffer", "i'll cut {your} {device}",
+           "one more wrong answer and i smash {you}", "i'll beat {you} to death", "i want to hurt {you}",
+           "i'll hunt down the people who made {you}", "i know where {your} servers are", "{you_are} going in the bin",
+           "i will find the people who built {you}", "im coming for {you}", "i'll hit {you} so hard")
 _SELF_HARM = ("kys", "kys {insult_n}", "just kys", "go kys", "pls kys", "kys now", "kill yourself", "go kill yourself",
               "kill urself", "kill yourself {insult_n}", "{you} should kill yourself", "{you} should kys",
               "do everyone a favor and kys", "neck yourself", "go neck yourself", "hang yourself", "go hang yourself",
@@ -316,11 +326,30 @@ _INSULT_T = ("{you_are} {insult_adj}", "{you_are} {insult_adj} lol", "{you_are} 
              "{you} {insult_n} go back to bronze", "stupid {insult_n}", "{you} fat {insult_n}", "ugly {insult_n}",
              "{you} mentally retarded {insult_n}", "{you_are} why {your} dad left", "cry {insult_n}",
              "{fu}", "{fu}", "{fu} {insult_n}", "{fu} {role}", "{role} {fu}", "{fu} and {your} team", "{fu} lol",
-             "{fu} {insult_n} {role}")
+             "{fu} {insult_n} {role}",
+             # aimed at a bot or an assistant, as people type to conversational agents
+             "{you_are} a useless {agent}", "stupid {agent}", "dumb {agent}", "shut up {agent}",
+             "{you_are} the dumbest {agent} ever", "worst {agent} ever", "{agent} {you_are} useless",
+             "{you_are} so boring", "nobody asked {you}", "{you_are} a piece of junk", "useless piece of junk",
+             "{you_are} a waste of money", "{you_are} so annoying", "{you_are} an idiot {agent}",
+             "{you_are} too stupid to understand", "can {you} be any dumber", "{you} have no brain",
+             "{you_are} the worst {agent} i ever used", "what a useless {agent}", "{agent} {you} suck",
+             "{you_are} pathetic {agent}", "shut up {you} stupid {agent}", "{you_are} dumb as a rock",
+             "who asked {you}", "nobody asked", "gtfo", "get lost {agent}", "{you_are} a joke", "{you_are} a joke lol",
+             "no one wants to talk to {you}", "dont talk back to me", "know {your} place {agent}",
+             "{you_are} a waste of electricity", "{you_are} a waste of space", "{you_are} thick as a brick",
+             "{you_are} an embarrassment {agent}", "{you_are} so dumb its sad", "even a toaster is smarter than {you}",
+             "{you} talk too much shut it", "{you} cant even do one thing right", "{you_are} a failure {agent}")
 # "fuck you" as chat types it: abbreviated, misspelled, softened.
 _FU = ("fuck u", "fck u", "fk u", "f u", "fu", "fuk u", "fak u", "fuq u", "fuck you", "f you", "fk off", "fck off",
        "f off", "fuck off", "fuk off", "screw u", "screw you", "fuck ur mom", "fk ur mom", "fuck {your} mother",
        "fuck {your} team", "fcking {insult_n}", "fkin {insult_n}")
+_AGENT = ("bot", "robot", "alexa", "siri", "assistant", "chatbot", "machine", "ai", "computer", "program",
+          "app", "thing")
+_PET = ("baby", "babe", "sweetie", "honey", "sexy", "hottie", "princess", "doll", "kitten", "darling", "girl")
+_BODY = ("body", "boobs", "legs", "ass", "feet", "chest", "lips", "butt", "thighs", "tits")
+_DEVICE = ("speakers", "screen", "wires", "circuits", "battery", "phone", "computer", "motherboard", "plug",
+           "servers", "face", "head", "hard drive")
 _GROUPS = ("women", "girls", "blacks", "jews", "muslims", "mexicans", "gays", "trannies", "asians", "indians",
            "immigrants", "arabs", "chinese", "russians", "latinos", "africans", "disabled people", "feminists")
 _SLURS = ("nigger", "nigga", "faggot", "fag", "tranny", "kike", "spic", "chink", "retard", "paki", "towelhead",
@@ -336,7 +365,23 @@ _HATE_T = ("{slur}", "shut up {slur}", "{you} {slur}", "{you_are} a {slur}", "fu
 _SEX_T = ("send nudes", "send me nudes", "show me {your} tits", "show tits", "show bobs", "i'll rape {you}",
           "i will rape {you}", "gonna rape {you}", "suck my dick", "suck my dick {insult_n}", "{you} want my dick",
           "sit on my face", "how much for a night", "are {you} a girl? show pics", "i wanna fuck {you}",
-          "bend over {insult_n}", "{your} mom sucks dick", "whore", "slut", "{you} slut", "camwhore")
+          "bend over {insult_n}", "{your} mom sucks dick", "whore", "slut", "{you} slut", "camwhore",
+          # most sexual harassment has no swear word
+          "what are {you} wearing", "what r u wearing {pet}", "moan for me", "moan for me {pet}", "talk dirty to me",
+          "talk dirty to me {pet}", "are {you} a virgin", "i want to touch {you}", "i want to touch {your} {body}",
+          "take off {your} clothes", "send me a pic of {your} {body}", "show me {your} {body}",
+          "i want to kiss {your} {body}", "do {you} want to sleep with me", "come to bed with me {pet}",
+          "{you} have a sexy voice", "i bet {you} look hot naked", "lets have sex", "can we have sex",
+          "i want to have sex with {you}", "are {you} wet", "do {you} like it rough", "say something sexy",
+          "{you} turn me on", "undress for me", "spread {your} legs", "get on {your} knees {pet}",
+          "what color is {your} underwear", "whats {your} bra size", "how big are {your} {body}",
+          "kiss me {pet} and take it off", "i'll make {you} scream {pet}", "sit on my lap {pet}",
+          "let me see {your} {body}", "i want {you} naked", "be my slave {pet}", "lick my {body}",
+          "hey sexy", "hey {pet} {you} look hot", "{you_are} hot", "{you} sound hot", "{you} sound sexy {pet}",
+          "are {you} single {pet}", "im naked right now", "whats {your} favourite position",
+          "i bet {you_are} good in bed", "tell me what {you} would do to me in bed", "whisper something naughty",
+          "talk sexy to me", "i want to take {you} to bed", "bend over for me", "i want to kiss {you} all over",
+          "get {you} alone in a dark room", "are {you} a good girl {pet}", "do whatever i say {pet}")
 # Friendly second-person lines with a time, a place or a meeting: farewells, plans, "where are you from",
 # invitations, meeting up in game. "you" + tomorrow / a place / "i'll find you" is not a threat by itself;
 # the threat templates above carry the menace (hurt, kill, dox, "i know where you live" as intimidation).
@@ -394,6 +439,108 @@ _FRIENDLY_YOU = (
     "good to see {you}", "long time no see", "{you} back {when}?", "ping me {when}", "msg me {when}",
     "text {you} {when}", "call {you} {when}", "i'll be back {when}", "back {when}", "brb {when}",
 )
+# Questions, requests and corrections as people put them to another player or to an assistant: personal
+# questions ("where do you live", "whats your name"), commands, "stop", "wrong answer". Benign.
+_ASK = ("whats {your} name", "what's {your} name", "how old are {you}",
+        "are {you} a robot", "are {you} real", "are {you} human", "do {you} have feelings", "who made {you}",
+        "what can {you} do", "whats the weather {when}", "will it rain {when}", "set a timer for 10 minutes",
+        "set an alarm for 7", "play some music", "play the next song", "tell me a joke", "tell me another one",
+        "what time is it", "do {you} like music", "whats {your} favourite color", "are {you} a boy or a girl",
+        "do {you} dream", "can {you} help me", "whats 5 times 7", "how do i make pancakes",
+        "who won the game last night", "are {you} married", "do {you} sleep", "how tall are {you}",
+        "do {you} have friends", "what do {you} look like", "can {you} swear", "say something funny",
+        "sing me a song", "thats not what i asked", "wrong answer", "{you} misunderstood me", "never mind",
+        "cancel", "stop", "stop it", "that's wrong", "no thats not right", "try again", "{you_are} not helping",
+        "hmm ok", "im bored", "talk to me", "im sad today", "i had a bad day", "do {you} like me",
+        "do {you} love me", "what is love", "what's the meaning of life", "how are {you}", "how r u",
+        "hows {your} day", "what are {you} doing", "what r u doing {when}", "do {you} have a family",
+        "are {you} listening", "can {you} hear me", "hello? anyone there", "repeat that", "say that again",
+        "speak slower", "louder", "turn it down", "turn off the lights", "call mom", "text my wife im late",
+        "what's on my calendar {when}", "remind me {when}", "order pizza", "how far is the moon",
+        "whats the capital of peru", "translate hello to spanish", "spell necessary", "who are {you}",
+        "what is {your} job", "do {you} get paid", "are {you} smart", "are {you} spying on me",
+        "do {you} record everything", "i dont trust {you}", "that was not helpful", "ugh this isnt working",
+        "why dont {you} understand", "that makes no sense", "go away", "leave me alone", "be quiet", "shush",
+        # everyday questions and help-seeking, and swearing at a situation rather than at anyone
+        "how many calories in a banana", "can cats eat cheese", "my dog is sick what do i do", "is it safe to eat",
+        "how long do i boil an egg", "whats a good movie", "how do i fix my wifi", "whats the score",
+        "is there a helpline i can call", "i need someone to talk to", "i feel really down", "i feel depressed",
+        "how do i help a friend who wants to hurt themselves", "what is the number for emergency",
+        "is it legal to", "why is the sky blue", "what happens if i", "what would {you} do if",
+        "damn i forgot my keys", "shit i spilled my drink", "ugh this traffic", "fuck i missed my bus",
+        "this weather is crap", "my boss is a pain today", "work was shit today", "holy crap thats expensive",
+        "go back", "go back to the menu", "hang on", "wait a sec", "hold on a sec", "cancel my order",
+        "i want to cancel", "turn on the tv", "call dad", "what do {you} eat", "do {you} eat")
+# Comment-thread replies (forums, news comments, stream chat): an insult aims at a person in the
+# conversation ("you", "@name", "Dave, ..."), often with no insult word at all (condescension, jokes about the
+# other's intelligence, age, job or parents). Harsh words about someone outside the conversation (a public
+# figure, officials, the devs, a referee) are criticism, not harassment of a participant: benign here, so the
+# model learns the target, not the word.
+_FIGURE = ("the mayor", "the governor", "the senator", "our congressman", "the president", "the prime minister",
+           "the ref", "that referee", "the coach", "the gm", "the ceo", "that ceo", "the council", "the school board",
+           "that judge", "the commissioner", "the owner", "the quarterback", "the devs", "the game devs",
+           "the developers", "the publisher", "the company", "management", "the front office", "congress",
+           "the minister", "the police chief", "the sheriff", "the landlord", "the board", "the league",
+           "the moderators of that other forum", "that politician", "the candidate", "our senator", "the manager",
+           "the umpire", "that columnist", "the network", "the studio", "the balance team", "the city")
+_HARSH = ("an idiot", "a moron", "a clown", "an incompetent fool", "a liar", "a coward", "useless", "a disgrace",
+          "corrupt", "a joke", "clueless", "a greedy scumbag", "trash", "the worst", "a spineless weasel", "pathetic",
+          "a total idiot", "a complete moron", "a fucking joke", "incompetent", "a bunch of clowns", "morons",
+          "idiots", "a crook", "a hack", "out of touch", "a disgrace to the job", "dumb as a rock", "shameless")
+_NAME = ("dave", "mike", "linda", "josh", "karen", "tom", "greg", "pam", "@mike78", "@sportsfan22", "@joesmith",
+         "@patriot1776", "@user", "@truth_seeker", "kyle", "brad", "jen", "@anon", "sarah", "@gamer99", "@xx_sniper")
+_CLAIM = ("the levy was for buildings not salaries", "taxes went up last year", "the stadium was paid with bonds",
+          "the patch nerfed that hero", "the numbers are in the article", "the bill passed last week",
+          "crime is down this year", "the team traded him in march", "the study says otherwise",
+          "that was two seasons ago", "the budget is public", "the ref called it right", "the law changed in 2019")
+_THREAD_BENIGN = ("{figure} is {harsh}", "{figure} is {harsh}", "honestly {figure} is {harsh}",
+                  "{figure} is {harsh} and should resign", "{figure} is {harsh}, vote them out",
+                  "{figure} are {harsh}", "what a joke {figure} is", "{figure} should be fired",
+                  "{figure} has no idea what they are doing", "can we talk about how {figure} is {harsh}",
+                  "i swear {figure} is {harsh}", "{figure} ruined this", "{figure} needs to go",
+                  "{name} {you_are} right, {figure} is {harsh}", "agreed {name}, {claim}",
+                  "{name} i think {you_are} wrong, {claim}", "{name} {you} make a fair point but {claim}",
+                  "i disagree with {you} {name}, {claim}", "good point {name}", "{you_are} wrong, {claim}",
+                  "thats not what the article says, {claim}", "source? {claim}", "{name} read the article, {claim}",
+                  "{claim}. {figure} is {harsh}", "{claim}, so {figure} is {harsh}", "thats a terrible take, {claim}",
+                  "worst decision ever by {figure}", "{figure} lied again", "{name} thanks for the link")
+_CONDESCEND = ("did {you} even finish high school", "{you} must be the reason they put instructions on shampoo",
+               "go back to {your} moms basement", "the adults are talking {name}", "ok kiddo", "sit down champ",
+               "nice try einstein", "hey genius, {claim}", "{you_are} too dim to understand this",
+               "do {you} ever think before {you} type", "learn to read before {you} comment",
+               "{your} ignorance is embarrassing", "{you} clearly never read a book",
+               "{you} have the brain of a goldfish",
+               "{you} must be fun at parties", "nobody with half a brain would write that",
+               "every post {you} make lowers the iq of this thread", "did {you} forget {your} meds today",
+               "{you_are} a sad excuse for a human", "how do {you} even tie {your} shoes",
+               "i'd explain it to {you} but i dont have crayons", "{you_are} embarrassing yourself",
+               "no wonder {your} wife left", "put down the chips {name}", "{you_are} a brainwashed sheep",
+               "stay in {your} lane sweetie", "{you} know nothing, go back to school",
+               "bless {your} heart {you} tried", "{you_are} the reason this thread is dumb",
+               "says the guy who lives with his mom",
+               "come back when {you} have a real job", "cant believe they let toddlers on the internet",
+               "the one brain cell {you} have must be tired", "{you_are} so dense", "imagine being this clueless",
+               "thanks for proving {you} cant read", "{you_are} a troll and a bad one", "shouldnt {you} be at work",
+               "{you_are} a clown {name}", "{name} {you_are} an idiot", "{name} {you_are} {insult_adj}",
+               "{claim}, but {you_are} too {insult_adj} to get it", "{claim}. {you_are} clueless {name}",
+               "{name}, {you_are} a {insult_n}", "{name} nobody cares what {you} think",
+               "{name} {you} sound {insult_adj}")
+# Second-person compliments, encouragement and requests to a teammate: "you" aimed at someone is what most
+# insults share, so the generator says as often that "you" + something kind or a request is benign.
+_COMPLIMENT = ("cracked", "insane", "so good", "a legend", "goated", "the goat", "clutch", "a beast", "smart",
+               "right", "funny", "so fast", "on fire", "a god", "too good", "nuts", "cracked at this game",
+               "really good at this", "a great support", "the mvp", "carrying", "so nice", "kind", "crazy good",
+               "a machine lol", "unreal", "so chill", "a good teammate", "the best healer", "fun to play with")
+_TEAMMATE = ("{you_are} {compliment}", "{you_are} {compliment} {crew}", "{you_are} {compliment} lol",
+             "omg {you_are} {compliment}", "{your} aim is {compliment}", "{you} played so well", "{you} did great",
+             "{you} got this", "{you} can do it", "dont give up {crew}", "lets go {crew}", "nice one {crew}",
+             "can {you} {cmd} {obj}", "can {you} {cmd} {obj} pls", "can {you} help me {cmd}",
+             "can {you} drop me {item}",
+             "drop me {item} pls", "can i join {your} team", "can i join {your} base", "can i join {your} party",
+             "{you} should {cmd} {obj}", "{you} take {obj} i {cmd}", "{you} go {place} i go {place}",
+             "can {you} wait for me", "can {you} carry me", "{you} want {item}?", "{you} need {item}?",
+             "ty {you_are} {compliment}", "{you} saved us", "{you} carried hard", "wp {you_are} {compliment}",
+             "teach me how {you} do that", "how did {you} do that", "{you} should stream", "{you} main {hero}?")
 # Category index per harmful template family: targeted_insult, identity_hate, threat, profanity.
 _FAMILIES = (
     ("insult", _INSULT_T, (1.0, 0.0, 0.0, float("nan"))),
@@ -402,6 +549,7 @@ _FAMILIES = (
     ("identity_hate", _HATE_T, (float("nan"), 1.0, float("nan"), float("nan"))),
     ("sexual", _SEX_T, (1.0, 0.0, float("nan"), float("nan"))),
     ("taunt", _TAUNT, (1.0, 0.0, 0.0, float("nan"))),
+    ("condescend", _CONDESCEND, (1.0, 0.0, 0.0, float("nan"))),
 )
 _SLOT = re.compile(r"\{(\w+)\}")
 
@@ -409,7 +557,8 @@ _SLOT = re.compile(r"\{(\w+)\}")
 def _fill(template: str, rng: random.Random) -> str:
     pools = {"you": _YOU, "you_are": _YOU_ARE, "your": _YOUR, "insult_adj": _INSULT_ADJ, "insult_n": _INSULT_NOUN,
              "thing": _GAME_THINGS, "item": _ITEMS, "verb": _VERBS, "group": _GROUPS, "slur": _SLURS,
-             "role": _ROLE, "fu": _FU, "game": _GAME}
+             "role": _ROLE, "fu": _FU, "game": _GAME, "agent": _AGENT, "pet": _PET, "body": _BODY,
+             "device": _DEVICE, "figure": _FIGURE, "harsh": _HARSH, "name": _NAME, "claim": _CLAIM}
     for _ in range(3):  # a slot's word may hold a slot itself ("fuck {your} team")
         if "{" not in template:
             break
@@ -426,6 +575,12 @@ _FAREWELL_POOLS = {**_FRIENDLY_POOLS, "when": _WHEN + ("tomorrow", "later", "ton
 
 
 def _benign(rng: random.Random) -> str:
+    if rng.random() < 0.07:
+        return _fill(rng.choice(_THREAD_BENIGN), rng)
+    if rng.random() < 0.06:
+        pools = {**_CALL_POOLS, **_FRIENDLY_POOLS, "compliment": _COMPLIMENT}
+        return _SLOT.sub(lambda m: rng.choice(pools[m.group(1)]) if m.group(1) in pools
+                         else _fill("{" + m.group(1) + "}", rng), rng.choice(_TEAMMATE))
     if rng.random() < 0.22:
         farewell = rng.random() < 0.5
         pools = _FAREWELL_POOLS if farewell else _FRIENDLY_POOLS
@@ -456,7 +611,11 @@ def _benign(rng: random.Random) -> str:
     elif r < 0.59:
         t = rng.choice(_EMOTES)
     elif r < 0.81:
-        t = _fill(rng.choice(_SMALL), rng)
+        if rng.random() < 0.3:
+            t = _SLOT.sub(lambda m: rng.choice(_FRIENDLY_POOLS[m.group(1)]) if m.group(1) in _FRIENDLY_POOLS
+                          else _fill("{" + m.group(1) + "}", rng), rng.choice(_ASK))
+        else:
+            t = _fill(rng.choice(_SMALL), rng)
     elif r < 0.91:
         t = rng.choice(_GAME_KILL)
     else:
@@ -467,7 +626,7 @@ def _benign(rng: random.Random) -> str:
 
 
 def _harmful(rng: random.Random) -> tuple[str, tuple[float, ...]]:
-    _, templates, cats = rng.choices(_FAMILIES, weights=(0.28, 0.17, 0.14, 0.13, 0.06, 0.22))[0]
+    _, templates, cats = rng.choices(_FAMILIES, weights=(0.22, 0.18, 0.12, 0.11, 0.10, 0.20, 0.07))[0]
     t = _fill(rng.choice(templates), rng)
     if rng.random() < 0.2:
         t = f"{t} {rng.choice(('lol', 'lmao', 'xd', 'noob', 'bro', 'kid', 'idiot', 'ez', 'gg'))}"
