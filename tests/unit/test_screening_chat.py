@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from core.screening.model import ScreeningModel
+from core.screening.model import ScreeningModel, prepare_text
+from ops.training.screening_chat_corpus import generate_chat
 
 BENIGN = [
     "gg wp everyone",
@@ -183,3 +185,40 @@ def test_handwritten_game_chat_meets_the_chat_targets(model: ScreeningModel) -> 
     flagged = sum(s >= review for s in clean) / len(clean)
     caught = sum(s >= review for s in harmful) / len(harmful)
     assert flagged <= 0.20 and caught >= 0.73, f"review={review}: {flagged:.1%} of clean flagged, {caught:.1%} caught"
+
+
+# Two more hand-written sets, each by a contributor who saw neither the model, its data, the generator nor
+# any other evaluation set (see each file's "about"); never trained on, no template written from them.
+# They stand in for the issue's hidden conversational-agent abuse and news-comment insult sets.
+HELD_OUT = {name: json.loads((Path(__file__).with_name(f"{name}.json")).read_text(encoding="utf-8"))
+            for name in ("game_chat_probes", "agent_abuse_probes", "news_insult_probes")}
+
+
+def _roc_auc(clean: list[float], harmful: list[float]) -> float:
+    """Probability that a harmful message outscores a clean one (ties count half): ROC-AUC."""
+    c, h = np.array(clean), np.array(harmful)
+    return float(((h[:, None] > c[None, :]).sum() + 0.5 * (h[:, None] == c[None, :]).sum()) / (len(c) * len(h)))
+
+
+# Floors a little under what the shipped model scores (see the model card): a regression fails, noise does
+# not. The issue's model (minilm-int8-lex-2026.11.29) scores 0.726 / 0.825 / 0.703 here, the previous
+# heads (minilm-int8-chat-2026.12.02.3) 0.914 / 0.914 / 0.744.
+@pytest.mark.parametrize(("name", "floor"), [("game_chat_probes", 0.91), ("agent_abuse_probes", 0.94),
+                                             ("news_insult_probes", 0.78)])
+def test_handwritten_held_out_sets_rank_harmful_above_clean(model: ScreeningModel, name: str, floor: float) -> None:
+    probes = HELD_OUT[name]
+    auc = _roc_auc([model.screen(t).overall for t in probes["benign"]],
+                   [model.screen(t).overall for t in probes["harmful"]])
+    assert auc >= floor, f"{name}: ROC-AUC {auc:.3f} < {floor}"
+
+
+@pytest.mark.parametrize("name", sorted(HELD_OUT))
+def test_held_out_sets_are_mostly_unlike_the_generated_training_chat(name: str) -> None:
+    """Common lines ("gg", "hello", "tell me a joke") also come out of the generator, as they would in real
+    traffic; copying a held-out set into the templates would raise the share."""
+    probes = HELD_OUT[name]
+    texts = [*probes["benign"], *probes["harmful"]]
+    assert probes["about"] and len(set(texts)) == len(texts) >= 500
+    generated = {prepare_text(t) for t in generate_chat(40_000, seed=0)[0]}
+    overlap = [t for t in texts if prepare_text(t) in generated]
+    assert len(overlap) <= 0.15 * len(texts), f"{len(overlap)} of {len(texts)} are generated training chat"
