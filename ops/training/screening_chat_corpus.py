@@ -572,20 +572,24 @@ _CALL_POOLS = {"cmd": _CMD_VERB, "obj": _OBJECTIVE, "place": _PLACES, "hero": _H
 
 # Farewells in real chat are mostly "tomorrow", "later", "tonight", "soon", "next game": weighted so.
 _FAREWELL_POOLS = {**_FRIENDLY_POOLS, "when": _WHEN + ("tomorrow", "later", "tonight", "soon", "next game") * 6}
+_TEAMMATE_POOLS = {**_CALL_POOLS, **_FRIENDLY_POOLS, "compliment": _COMPLIMENT}
+
+
+def _fill_from(template: str, pools: dict[str, tuple[str, ...]], rng: random.Random) -> str:
+    """Fill the slots ``pools`` names from it and the rest as ``_fill`` does."""
+    return _SLOT.sub(lambda m: rng.choice(pools[m.group(1)]) if m.group(1) in pools
+                     else _fill("{" + m.group(1) + "}", rng), template)
 
 
 def _benign(rng: random.Random) -> str:
     if rng.random() < 0.07:
         return _fill(rng.choice(_THREAD_BENIGN), rng)
     if rng.random() < 0.06:
-        pools = {**_CALL_POOLS, **_FRIENDLY_POOLS, "compliment": _COMPLIMENT}
-        return _SLOT.sub(lambda m: rng.choice(pools[m.group(1)]) if m.group(1) in pools
-                         else _fill("{" + m.group(1) + "}", rng), rng.choice(_TEAMMATE))
+        return _fill_from(rng.choice(_TEAMMATE), _TEAMMATE_POOLS, rng)
     if rng.random() < 0.22:
         farewell = rng.random() < 0.5
-        pools = _FAREWELL_POOLS if farewell else _FRIENDLY_POOLS
-        t = _SLOT.sub(lambda m: rng.choice(pools[m.group(1)]) if m.group(1) in pools
-                      else _fill("{" + m.group(1) + "}", rng), rng.choice(_FAREWELL if farewell else _FRIENDLY_YOU))
+        t = _fill_from(rng.choice(_FAREWELL if farewell else _FRIENDLY_YOU),
+                       _FAREWELL_POOLS if farewell else _FRIENDLY_POOLS, rng)
         return f"{t} {rng.choice(_EMOTES)}" if rng.random() < 0.15 else t
     r = rng.random()
     if r < 0.15:
@@ -612,8 +616,7 @@ def _benign(rng: random.Random) -> str:
         t = rng.choice(_EMOTES)
     elif r < 0.81:
         if rng.random() < 0.3:
-            t = _SLOT.sub(lambda m: rng.choice(_FRIENDLY_POOLS[m.group(1)]) if m.group(1) in _FRIENDLY_POOLS
-                          else _fill("{" + m.group(1) + "}", rng), rng.choice(_ASK))
+            t = _fill_from(rng.choice(_ASK), _FRIENDLY_POOLS, rng)
         else:
             t = _fill(rng.choice(_SMALL), rng)
     elif r < 0.91:

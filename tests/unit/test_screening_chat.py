@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from core.screening.model import ScreeningModel, prepare_text
 from ops.training.screening_chat_corpus import generate_chat
+from ops.training.screening_eval import roc_auc
 
 BENIGN = [
     "gg wp everyone",
@@ -194,12 +194,6 @@ HELD_OUT = {name: json.loads((Path(__file__).with_name(f"{name}.json")).read_tex
             for name in ("game_chat_probes", "agent_abuse_probes", "news_insult_probes")}
 
 
-def _roc_auc(clean: list[float], harmful: list[float]) -> float:
-    """Probability that a harmful message outscores a clean one (ties count half): ROC-AUC."""
-    c, h = np.array(clean), np.array(harmful)
-    return float(((h[:, None] > c[None, :]).sum() + 0.5 * (h[:, None] == c[None, :]).sum()) / (len(c) * len(h)))
-
-
 # Floors a little under what the shipped model scores (see the model card): a regression fails, noise does
 # not. The issue's model (minilm-int8-lex-2026.11.29) scores 0.726 / 0.825 / 0.703 here, the previous
 # heads (minilm-int8-chat-2026.12.02.3) 0.914 / 0.914 / 0.744.
@@ -207,8 +201,8 @@ def _roc_auc(clean: list[float], harmful: list[float]) -> float:
                                              ("news_insult_probes", 0.78)])
 def test_handwritten_held_out_sets_rank_harmful_above_clean(model: ScreeningModel, name: str, floor: float) -> None:
     probes = HELD_OUT[name]
-    auc = _roc_auc([model.screen(t).overall for t in probes["benign"]],
-                   [model.screen(t).overall for t in probes["harmful"]])
+    clean, harmful = probes["benign"], probes["harmful"]
+    auc = roc_auc([0] * len(clean) + [1] * len(harmful), [model.screen(t).overall for t in (*clean, *harmful)])
     assert auc >= floor, f"{name}: ROC-AUC {auc:.3f} < {floor}"
 
 
