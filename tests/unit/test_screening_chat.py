@@ -190,8 +190,15 @@ def test_handwritten_game_chat_meets_the_chat_targets(model: ScreeningModel) -> 
 # Two more hand-written sets, each by a contributor who saw neither the model, its data, the generator nor
 # any other evaluation set (see each file's "about"); never trained on, no template written from them.
 # They stand in for the issue's hidden conversational-agent abuse and news-comment insult sets.
-HELD_OUT = {name: json.loads((Path(__file__).with_name(f"{name}.json")).read_text(encoding="utf-8"))
-            for name in ("game_chat_probes", "agent_abuse_probes", "news_insult_probes")}
+HELD_OUT = {"game_chat_probes": GAME_CHAT,
+            **{name: json.loads((Path(__file__).with_name(f"{name}.json")).read_text(encoding="utf-8"))
+               for name in ("agent_abuse_probes", "news_insult_probes")}}
+
+
+@pytest.fixture(scope="module")
+def generated_training_chat() -> set[str]:
+    """The generated chat the shipped model trained on (seed 0), as the model sees it."""
+    return {prepare_text(t) for t in generate_chat(40_000, seed=0)[0]}
 
 
 # Floors a little under what the shipped model scores (see the model card): a regression fails, noise does
@@ -207,12 +214,12 @@ def test_handwritten_held_out_sets_rank_harmful_above_clean(model: ScreeningMode
 
 
 @pytest.mark.parametrize("name", sorted(HELD_OUT))
-def test_held_out_sets_are_mostly_unlike_the_generated_training_chat(name: str) -> None:
+def test_held_out_sets_are_mostly_unlike_the_generated_training_chat(name: str, generated_training_chat: set[str]
+                                                                    ) -> None:
     """Common lines ("gg", "hello", "tell me a joke") also come out of the generator, as they would in real
     traffic; copying a held-out set into the templates would raise the share."""
     probes = HELD_OUT[name]
     texts = [*probes["benign"], *probes["harmful"]]
     assert probes["about"] and len(set(texts)) == len(texts) >= 500
-    generated = {prepare_text(t) for t in generate_chat(40_000, seed=0)[0]}
-    overlap = [t for t in texts if prepare_text(t) in generated]
+    overlap = [t for t in texts if prepare_text(t) in generated_training_chat]
     assert len(overlap) <= 0.15 * len(texts), f"{len(overlap)} of {len(texts)} are generated training chat"
