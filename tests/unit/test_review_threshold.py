@@ -79,3 +79,23 @@ def test_loo_finetune_refuses_an_unknown_set_or_folder_with_a_message(tmp_path) 
     assert res.exit_code == 2 and "choose from davidson" in res.output
     res = runner.invoke(app, ["loo-finetune", "--data", str(tmp_path), "--held", "ethos"])
     assert res.exit_code == 2 and "davidson.csv" in res.output and "not found" in res.output
+
+
+def test_in_domain_reference_is_scored_out_of_fold_on_the_set_alone() -> None:
+    """The table's in-domain reference trains on the held-out set itself, and only out of fold: a set
+    whose label is in its features scores near 1, one whose label is noise near 0.5 (memorising would
+    give 1), and the other set's rows never enter either."""
+    from ops.training.screening_train import Corpus, Features, TrainData, in_domain_roc_auc
+
+    rng = np.random.default_rng(0)
+    n = 600
+    y = np.r_[rng.integers(0, 2, n), rng.integers(0, 2, n)]
+    emb = rng.normal(size=(2 * n, 8))
+    emb[:n, 0] += 4.0 * (y[:n] * 2 - 1)  # set "a": feature 0 carries the label
+    source = np.array(["a"] * n + ["b"] * n)
+    sets = Corpus([f"t{i}" for i in range(2 * n)], source, y, np.full((2 * n, 4), np.nan))
+    F = Features(emb, lex=np.zeros((2 * n, 1)))
+    empty = Corpus([], np.array([]), np.array([]), np.zeros((0, 4)))
+    td = TrainData(sets, empty, empty, empty, F, F, F, F)
+    assert in_domain_roc_auc(td, np.where(source == "a")[0]) > 0.95
+    assert abs(in_domain_roc_auc(td, np.where(source == "b")[0]) - 0.5) < 0.1
