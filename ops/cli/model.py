@@ -104,7 +104,8 @@ def train_cmd(
         typer.Option(
             "--cross-eval/--no-cross-eval",
             help="Also run the leave-one-set-out table (old and chat recipes, eight held-out sets), with an "
-                 "in-domain reference per set (the old heads trained on that set itself, out of fold).",
+                 "in-domain reference per set (a linear head on the old recipe's features trained on that set "
+                 "itself, out of fold).",
         ),
     ] = True,
     loo_only: Annotated[

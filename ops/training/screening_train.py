@@ -1196,7 +1196,7 @@ def _loo_summary(loo: dict[str, dict[str, Any]], thresholds: dict[str, dict[str,
                         "worst_roc_auc": aucs[worst], "mean_roc_auc_chat_style": round(float(np.mean(chat_aucs)), 4),
                         "review_threshold": thresholds[rec]["review"]}
     in_domain = [row["in_domain_roc_auc"] for row in loo.values() if "in_domain_roc_auc" in row]
-    if in_domain:  # the reference: the old recipe's heads trained on each set itself, out of fold
+    if in_domain:  # the reference: a linear head trained on each set itself, out of fold
         summary["in_domain"] = {"mean_roc_auc": round(float(np.mean(in_domain)), 4)}
     return summary
 

@@ -82,9 +82,8 @@ def test_loo_finetune_refuses_an_unknown_set_or_folder_with_a_message(tmp_path) 
 
 
 def test_in_domain_reference_is_scored_out_of_fold_on_the_set_alone() -> None:
-    """The table's in-domain reference trains on the held-out set itself, and only out of fold: a set
-    whose label is in its features scores near 1, one whose label is noise near 0.5 (memorising would
-    give 1), and the other set's rows never enter either."""
+    """The table's in-domain reference trains and scores on the held-out set's rows alone: a set whose
+    label is in its features scores near 1, one whose label is noise near 0.5."""
     from ops.training.screening_train import Corpus, Features, TrainData, in_domain_roc_auc
 
     rng = np.random.default_rng(0)
